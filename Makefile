@@ -1,0 +1,20 @@
+# The README's two commands: `make run` and `make test`. Both set up first.
+.PHONY: setup run test lint bench figures
+
+setup:
+	@bash scripts/setup.sh
+
+run: setup
+	.venv/bin/movierecon view
+
+test: setup
+	.venv/bin/python -m pytest
+
+lint: setup
+	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+figures: setup
+	.venv/bin/movierecon figures --out docs/figures
+
+bench: setup
+	.venv/bin/python -m benchmarks.insilico_bench

@@ -1,0 +1,1 @@
+"""napari contributions (npe2 manifest ``napari.yaml``): everything that touches napari or Qt."""
