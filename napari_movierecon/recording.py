@@ -62,6 +62,8 @@ class Neurons:
             )
         if len(np.unique(ids)) != len(ids):
             raise RecordingError("neuron ids are not unique")
+        object.__setattr__(self, "ids", ids.astype(np.int64))
+        object.__setattr__(self, "xyz", xyz.astype(np.float32))
 
     def __len__(self) -> int:
         return int(np.asarray(self.ids).shape[0])
@@ -128,7 +130,10 @@ class Recording(ABC):
 
     @abstractmethod
     def statistics(self) -> dict[str, dict[str, np.ndarray]]:
-        """Per variable (videos, responses, behavior, pupil_center): min/max/mean/std arrays."""
+        """Per variable (videos, responses, behavior, pupil_center): min/max/mean/std arrays.
+
+        Shapes: videos (), responses (N,), behavior and pupil_center (2,).
+        """
 
     @property
     def frame_shape(self) -> tuple[int, int]:
@@ -146,7 +151,8 @@ class Recording(ABC):
 
     def check_index(self, index: int) -> int:
         """Return ``index`` as int, or raise a RecordingError naming the valid range."""
-        if not isinstance(index, (int, np.integer)) or not 0 <= int(index) < len(self):
+        is_integer = isinstance(index, (int, np.integer)) and not isinstance(index, bool)
+        if not is_integer or not 0 <= int(index) < len(self):
             raise RecordingError(
                 f"{self.name}: trial {index!r} does not exist (valid: 0..{len(self) - 1})"
             )
