@@ -30,9 +30,10 @@ def insilico_mouse() -> list[tuple]:
     movie_layer = (
         trial.movie,
         {
-            "name": f"ground truth · trial {index} ({trial.tier})",
+            "name": f"ground truth (test trial {index})",
             "colormap": "gray",
             "contrast_limits": (0.0, 255.0),
+            "axis_labels": ("frame", "y", "x"),
             "metadata": info,
         },
         "image",
@@ -46,7 +47,8 @@ def insilico_mouse() -> list[tuple]:
             "face_color": "depth_um",
             "face_colormap": "viridis",
             "border_width": 0,
-            "size": 14.0,
+            "size": 10.0,
+            "axis_labels": ("y", "x"),
             "scale": (MAP_SCALE_PX_PER_UM, MAP_SCALE_PX_PER_UM),
             "translate": (0.0, MAP_OFFSET_PX),
             "metadata": {"recording": recording.name, "units": "µm"},

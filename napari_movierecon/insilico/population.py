@@ -66,7 +66,7 @@ POPULATION_FIELDS = (
     "azimuth_deg",
     "elevation_deg",
     "sigma_deg",
-    "aspect",  # envelope elongation along the bars (0.5-1)
+    "aspect",  # envelope elongation along the bars (0.7-1)
     "orientation_rad",
     "phase_rad",
     "sf_cpd",
@@ -104,7 +104,7 @@ def draw_population(spec: PopulationSpec, rng: np.random.Generator) -> dict[str,
         "azimuth_deg": azimuth,
         "elevation_deg": elevation,
         "sigma_deg": np.clip(spec.rf_sigma_median_deg * rng.lognormal(0, 0.25, n), 3.0, 12.0),
-        "aspect": rng.uniform(0.5, 1.0, n),
+        "aspect": rng.uniform(0.7, 1.0, n),
         "orientation_rad": rng.uniform(0, np.pi, n),
         "phase_rad": rng.uniform(0, 2 * np.pi, n),
         "sf_cpd": np.exp(log_sf),

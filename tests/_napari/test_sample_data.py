@@ -10,7 +10,7 @@ def test_sample_opens_held_out_movie_and_neuron_map(make_napari_viewer):
     layers = viewer.open_sample("napari-movierecon", "insilico_mouse")
     movie, neurons = layers
     assert movie.data.shape == (300, 36, 64) and movie.data.dtype == np.float32
-    assert "final_test_main" in movie.name
+    assert movie.name.startswith("ground truth")
     assert 0 <= movie.data.min() and movie.data.max() <= 255
     assert len(neurons.data) == 8000
     assert movie.metadata["tier"] == "final_test_main"
