@@ -11,6 +11,7 @@ import argparse
 import statistics
 import time
 
+import numpy as np
 import torch
 
 from napari_movierecon.insilico.mouse import InSilicoMouse, MouseSpec
@@ -36,22 +37,14 @@ def main() -> None:
         build_times.append(seconds)
 
     stages: dict[str, list[float]] = {"stimulus": [], "behaviour": [], "rates": [], "noise": []}
-    totals = []
     for index in range(args.trials):
-        (movie, _), t_stim = _timed(mouse.stimulus, index)
-        (behavior, _), t_beh = _timed(mouse.behavior, index)
+        (movie, _), t_stimulus = _timed(mouse.stimulus, index)
+        (behavior, _), t_behavior = _timed(mouse.behavior, index)
         rates, t_rates = _timed(mouse.rates, movie, behavior)
-        _, t_noise = _timed(mouse.trial, index)  # full trial: includes all stages again
-        stages["stimulus"].append(t_stim)
-        stages["behaviour"].append(t_beh)
-        stages["rates"].append(t_rates)
-        totals.append(t_noise)
-    stages["noise"] = [
-        max(t - s - b - r, 0.0)
-        for t, s, b, r in zip(
-            totals, stages["stimulus"], stages["behaviour"], stages["rates"], strict=True
-        )
-    ]
+        _, t_noise = _timed(mouse.respond, rates, np.random.default_rng(index))
+        for name, seconds in zip(stages, (t_stimulus, t_behavior, t_rates, t_noise), strict=True):
+            stages[name].append(seconds)
+    totals = [sum(parts) for parts in zip(*stages.values(), strict=True)]
 
     print(f"# in-silico mouse benchmark ({args.threads} torch threads)")
     print(
