@@ -2,6 +2,8 @@
 
     movierecon simulate --out DIR [--seed S] [--tiers train,oracle] [--max-per-tier K]
     movierecon simulate --movies A.mp4 B.npy --fps 60 --out DIR
+    movierecon train --recording sample|DIR --out ENSEMBLE [--members 3]
+    movierecon evaluate --recording sample|DIR --encoder ENSEMBLE [--tier final_test_main]
     movierecon figures --out docs/figures
     movierecon view            # napari with the plugin and the in-silico sample open
 
@@ -113,6 +115,113 @@ def run_view(args: argparse.Namespace) -> None:
     launch_viewer()
 
 
+def _training_reporter(member: int, members: int) -> Callable:
+    """Training callback: a progress line per step, a line per validation."""
+    progress = _Progress(f"member {member + 1}/{members} steps")
+
+    def report(event) -> None:
+        if event.validation_correlation is None:
+            progress(event.step, event.total_steps)
+        else:
+            print(
+                f"\nmember {member + 1}/{members} epoch {event.epoch + 1}: validation "
+                f"correlation {event.validation_correlation:.4f}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    return report
+
+
+def run_train(args: argparse.Namespace) -> None:
+    import torch
+
+    from napari_movierecon.encoders.checkpoint import save_ensemble
+    from napari_movierecon.encoders.data import TrialCache
+    from napari_movierecon.encoders.train import TrainConfig, train_encoder
+    from napari_movierecon.sources import open_recording
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.members < 1:
+        raise MovieReconError("--members must be >= 1")
+    if args.out.exists() and not args.overwrite:
+        raise MovieReconError(f"{args.out}: already exists; pass --overwrite to replace it")
+    recording = open_recording(args.recording)
+    cache = TrialCache(recording)
+    members, records = [], []
+    for k in range(args.members):
+        chosen = {"epochs": args.epochs} if args.epochs else {}
+        config = TrainConfig(
+            seed=args.seed + k,
+            max_train_trials=args.max_train_trials,
+            device=args.device,
+            **chosen,
+        )
+        encoder, record = train_encoder(
+            recording, config=config, callback=_training_reporter(k, args.members), cache=cache
+        )
+        print(
+            f"member {k + 1}: best validation correlation "
+            f"{record['validation_correlation_mean']:.4f} (epoch {record['best_epoch'] + 1}), "
+            f"{record['seconds']:.0f} s",
+            file=sys.stderr,
+        )
+        members.append(encoder.cpu())
+        records.append(record)
+    out = save_ensemble(members, records, args.out, overwrite=args.overwrite)
+    size = sum(p.stat().st_size for p in out.iterdir())
+    print(f"wrote {out} ({len(members)} members, {size / 1e6:.1f} MB)")
+
+
+def run_evaluate(args: argparse.Namespace) -> None:
+    import json
+
+    import torch
+
+    from napari_movierecon.encoders.checkpoint import check_neurons
+    from napari_movierecon.encoders.ensemble import Ensemble
+    from napari_movierecon.encoders.evaluate import evaluate_encoders
+    from napari_movierecon.sources import open_encoder, open_recording
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    recording = open_recording(args.recording)
+    encoder = open_encoder(args.encoder)
+    check_neurons(encoder, recording.neurons.ids, recording.name)
+    encoders = {"encoder": encoder}
+    if isinstance(encoder, Ensemble) and len(encoder) > 1:
+        encoders = {f"member {k}": m for k, m in enumerate(encoder.members)}
+        encoders["ensemble"] = encoder
+    results = evaluate_encoders(
+        {name: e.to(args.device) for name, e in encoders.items()},
+        recording,
+        args.tier,
+        max_trials=args.max_trials,
+        device=args.device,
+        progress=_Progress(f"evaluating on {args.tier}"),
+    )
+    summaries = {name: result.summary() for name, result in results.items()}
+    for name, summary in summaries.items():
+        line = f"{name:10s} single-trial correlation {summary['single_trial']:.4f}"
+        if "to_noise_free" in summary:
+            line += (
+                f" | to noise-free rates {summary['to_noise_free']:.4f}"
+                f" | / oracle {summary['ratio_to_oracle']:.3f}"
+            )
+        print(line)
+    if "oracle_single_trial" in summary:
+        print(f"{'oracle':10s} single-trial correlation {summary['oracle_single_trial']:.4f}")
+    if args.json:
+        from napari_movierecon.io.atomic import atomic_write
+
+        text = json.dumps(
+            {"recording": recording.name, "encoder": str(args.encoder), "results": summaries},
+            indent=1,
+        )
+        atomic_write(args.json, lambda handle: handle.write(text.encode()))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="movierecon",
@@ -150,6 +259,34 @@ def build_parser() -> argparse.ArgumentParser:
     fig = commands.add_parser("figures", help="draw the in-silico mouse figures for docs/")
     fig.add_argument("--out", type=Path, default=Path("docs/figures"))
     fig.set_defaults(run=run_figures)
+
+    train = commands.add_parser(
+        "train", help="train an encoder ensemble on a recording's training tier"
+    )
+    train.add_argument("--recording", required=True, help="Sensorium mouse folder or 'sample'")
+    train.add_argument("--out", required=True, type=Path, help="ensemble folder to write")
+    train.add_argument("--members", type=int, default=3, help="ensemble size (seeds differ)")
+    train.add_argument("--seed", type=int, default=0, help="seed of member 1 (member k: +k)")
+    train.add_argument("--epochs", type=int, default=None, help="at most this many (default 12)")
+    train.add_argument("--max-train-trials", type=int, default=None)
+    train.add_argument("--device", default="cpu", help="cpu or cuda")
+    train.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    train.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+    train.set_defaults(run=run_train)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="per-neuron single-trial correlation of an encoder on a tier"
+    )
+    evaluate.add_argument("--recording", required=True, help="Sensorium mouse folder or 'sample'")
+    evaluate.add_argument(
+        "--encoder", required=True, help="checkpoint file, ensemble folder or 'sample'"
+    )
+    evaluate.add_argument("--tier", default="final_test_main")
+    evaluate.add_argument("--max-trials", type=int, default=None)
+    evaluate.add_argument("--device", default="cpu", help="cpu or cuda")
+    evaluate.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    evaluate.add_argument("--json", type=Path, default=None, help="also write the means here")
+    evaluate.set_defaults(run=run_evaluate)
 
     view = commands.add_parser("view", help="open napari with the plugin and the in-silico sample")
     view.set_defaults(run=run_view)

@@ -14,3 +14,10 @@ class RecordingError(MovieReconError):
 
 class SimulationError(MovieReconError):
     """Bad parameters or inputs for the in-silico mouse."""
+
+
+class CheckpointError(MovieReconError):
+    """An encoder checkpoint cannot be saved or loaded, or does not fit the recording.
+
+    The message always names the checkpoint file (or folder) and the problem.
+    """

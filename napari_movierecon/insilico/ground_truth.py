@@ -71,3 +71,17 @@ def load_ground_truth(folder: str | Path) -> tuple[InSilicoMouse, dict]:
             f"{spec.population.n_neurons}"
         )
     return InSilicoMouse(spec, tensors, drive_mean, drive_std, level), record
+
+
+def stored_rates(folder: str | Path, trial: int, length: int) -> np.ndarray | None:
+    """Noise-free rates (N, length) of written trial ``trial``, or None if the folder has none."""
+    path = Path(folder) / GROUND_TRUTH_DIR / "rates" / f"{trial}.npy"
+    if not path.is_file():
+        return None
+    try:
+        rates = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise SimulationError(f"{path}: unreadable noise-free rates ({exc})") from exc
+    if rates.ndim != 2 or rates.shape[1] < length:
+        raise SimulationError(f"{path}: expected (N, >= {length}) rates, got {rates.shape}")
+    return np.asarray(rates[:, :length], dtype=np.float32)

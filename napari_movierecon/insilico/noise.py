@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import lfilter
 
+from napari_movierecon.correlation import row_correlation
+
 SHARED_GAIN_SD = 0.2
 SHARED_GAIN_TAU_FRAMES = 15.0
 
@@ -43,11 +45,7 @@ def noisy_responses(
 
 def rate_response_correlation(rates: np.ndarray, responses: np.ndarray) -> np.ndarray:
     """Pearson correlation over time per neuron, (N,); NaN where either trace is constant."""
-    r = rates - rates.mean(axis=1, keepdims=True)
-    y = responses - responses.mean(axis=1, keepdims=True)
-    denom = np.sqrt((r**2).sum(axis=1) * (y**2).sum(axis=1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denom > 0, (r * y).sum(axis=1) / denom, np.nan)
+    return row_correlation(rates, responses)
 
 
 def mean_correlation(

@@ -1,0 +1,130 @@
+"""Benchmark of the encoder inside the reconstruction loop (``make bench``).
+
+One "pass" is what reconstruction repeats: forward of a full 300-frame 36x64
+clip through a frozen encoder for all neurons, Poisson loss, backward to the
+movie. Reports medians over repeated runs, the pass's FLOPs and the fraction
+of this machine's measured float32 matmul peak the pass reaches.
+
+FLOPs: the core (convolutions, forward and backward to the movie) is counted
+by torch's FlopCounterMode; the sparse readout by hand (2 x non-zeros x
+frames, once forward and once backward), because FlopCounterMode counts a
+sparse product as if it were dense. Element-wise ops are not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from napari_movierecon.encoders.base import Encoder
+from napari_movierecon.encoders.checkpoint import load_encoder
+from napari_movierecon.encoders.fast import FastEncoder, FastEncoderConfig
+from napari_movierecon.encoders.train import poisson_loss
+
+
+def matmul_peak(size: int = 2048, repeats: int = 7) -> float:
+    """Measured float32 GEMM throughput (FLOP/s), median of ``repeats``."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    return 2 * size**3 / statistics.median(times)
+
+
+def clip_inputs(frames: int, frame_shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    movie = (torch.rand(1, frames, *frame_shape, generator=g) * 255).requires_grad_(True)
+    behavior = torch.randn(1, 4, frames, generator=g)
+    return movie, behavior
+
+
+def one_pass(encoder: Encoder, movie, behavior, target) -> float:
+    """Forward + loss + backward to the movie; seconds."""
+    start = time.perf_counter()
+    movie.grad = None
+    loss = poisson_loss(encoder(movie, behavior), target)
+    loss.backward()
+    return time.perf_counter() - start
+
+
+def pass_flops(encoder: Encoder, movie: torch.Tensor) -> tuple[int, int]:
+    """(total, readout) FLOPs of one forward+backward pass, summed over ensemble members."""
+    total = readout = 0
+    for member in getattr(encoder, "members", [encoder]):
+        if not isinstance(member, FastEncoder):
+            raise SystemExit(f"FLOP counting supports FastEncoder members, not {member}")
+        with FlopCounterMode(display=False) as counter:
+            member.features(movie).sum().backward()
+        frames = movie.shape[1]
+        member_readout = 2 * 2 * member.readout_matrix()._nnz() * frames
+        total += counter.get_total_flops() + member_readout
+        readout += member_readout
+    movie.grad = None
+    return total, readout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--encoder",
+        help="checkpoint file or ensemble folder (default: an "
+        "untrained FastEncoder with the default config)",
+    )
+    parser.add_argument("--neurons", type=int, default=8000)
+    parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    if args.encoder:
+        encoder = load_encoder(args.encoder)
+        label = args.encoder
+    else:
+        config = FastEncoderConfig()
+        positions = np.random.default_rng(0).uniform(-0.9, 0.9, (args.neurons, 2))
+        encoder = FastEncoder(config, np.arange(args.neurons), positions=positions)
+        label = f"untrained FastEncoder {config}"
+    encoder = encoder.eval().requires_grad_(False)
+    shape = tuple(getattr(encoder, "members", [encoder])[0].config.frame_shape)
+    movie, behavior = clip_inputs(args.frames, shape)
+    target = torch.rand(1, encoder.n_neurons, args.frames)
+
+    flops, readout = pass_flops(encoder, movie)
+
+    one_pass(encoder, movie, behavior, target)  # warm-up
+    passes = [one_pass(encoder, movie, behavior, target) for _ in range(args.runs)]
+    forwards = []
+    with torch.no_grad():
+        for _ in range(args.runs):
+            start = time.perf_counter()
+            encoder(movie, behavior)
+            forwards.append(time.perf_counter() - start)
+    peak = matmul_peak()
+    median = statistics.median(passes)
+
+    print(f"# encoder benchmark ({args.threads} torch threads): {label}")
+    print(f"neurons {encoder.n_neurons}, clip {args.frames} x {shape[0]} x {shape[1]}")
+    print(
+        f"forward+backward to the movie (median of {args.runs}): {median:.3f} s "
+        f"(all: {', '.join(f'{t:.3f}' for t in passes)})"
+    )
+    print(f"forward only (median of {args.runs}): {statistics.median(forwards):.3f} s")
+    print(
+        f"FLOPs per forward+backward pass: {flops / 1e9:.2f} GFLOP "
+        f"(of which sparse readout {readout / 1e9:.2f})"
+    )
+    print(f"measured float32 matmul peak: {peak / 1e9:.1f} GFLOP/s")
+    print(f"achieved: {flops / median / 1e9:.1f} GFLOP/s = {flops / median / peak:.1%} of peak")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""Time windows for windowed reconstruction (the reference protocol's layout).
+
+Windows of ``length`` frames every ``stride`` frames, the last one aligned to
+the clip's end and, when the stride does not divide evenly, one more window
+at frame 0 so that every frame is covered. For 300 frames, length 32 and
+stride 8 this gives 35 windows, as in Bauer et al. 2025.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from napari_movierecon.errors import MovieReconError
+
+
+def window_starts(n_frames: int, length: int, stride: int) -> np.ndarray:
+    """First frame of each window, ascending (int64). A clip shorter than ``length``
+    is one window starting at 0 (it then spans the whole clip)."""
+    if length < 1 or stride < 1:
+        raise MovieReconError(f"window length ({length}) and stride ({stride}) must be >= 1")
+    if n_frames < 1:
+        raise MovieReconError("a clip needs at least one frame")
+    if n_frames <= length:
+        return np.zeros(1, dtype=np.int64)
+    starts = list(range(n_frames - length, -1, -stride))
+    if starts[-1] != 0:
+        starts.append(0)
+    return np.array(starts[::-1], dtype=np.int64)
+
+
+def window_coverage(n_frames: int, length: int, stride: int) -> np.ndarray:
+    """How many windows contain each frame, (T,) int64."""
+    counts = np.zeros(n_frames, dtype=np.int64)
+    for start in window_starts(n_frames, length, stride):
+        counts[start : start + length] += 1
+    return counts

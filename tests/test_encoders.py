@@ -1,0 +1,195 @@
+"""FastEncoder contract, training on a tiny in-silico mouse, the oracle, evaluation, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from napari_movierecon.cli import main
+from napari_movierecon.encoders.base import behavior_input
+from napari_movierecon.encoders.checkpoint import load_encoder
+from napari_movierecon.encoders.data import TrialCache
+from napari_movierecon.encoders.evaluate import evaluate_encoders
+from napari_movierecon.encoders.fast import FastEncoder, FastEncoderConfig
+from napari_movierecon.encoders.oracle import OracleEncoder
+from napari_movierecon.encoders.train import (
+    TrainConfig,
+    build_encoder,
+    poisson_loss,
+    predict_trials,
+    train_encoder,
+)
+from napari_movierecon.errors import MovieReconError
+from napari_movierecon.insilico.mouse import InSilicoMouse, MouseSpec, TierLayout
+from napari_movierecon.insilico.population import PopulationSpec
+from napari_movierecon.insilico.simulate import SimulatedRecording, write_simulated
+
+TINY = MouseSpec(
+    seed=5,
+    population=PopulationSpec(n_neurons=200),
+    tiers=TierLayout(
+        train=12, oracle_clips=1, oracle_repeats=3, final_test_main=2, final_test_bonus=0
+    ),
+    n_frames=90,
+    calibration_clips=2,
+)
+SMALL_MODEL = FastEncoderConfig(channels=8, readout_channels=8)
+QUICK = TrainConfig(
+    epochs=6, batch_clips=2, crop_frames=60, learning_rate=0.03, warmup_steps=4, position_trials=12
+)
+
+
+@pytest.fixture(scope="module")
+def recording() -> SimulatedRecording:
+    return SimulatedRecording(InSilicoMouse.build(TINY))
+
+
+@pytest.fixture(scope="module")
+def cache(recording) -> TrialCache:
+    return TrialCache(recording)
+
+
+@pytest.fixture(scope="module")
+def trained(recording, cache):
+    events = []
+    encoder, record = train_encoder(recording, SMALL_MODEL, QUICK, events.append, cache)
+    return encoder, record, events
+
+
+def validation_loss(encoder, cache, recording) -> float:
+    predicted, observed = predict_trials(encoder, cache, recording.trials_in("oracle"))
+    return float(poisson_loss(torch.from_numpy(predicted), torch.from_numpy(observed)))
+
+
+def test_encoder_is_causal_and_non_negative():
+    torch.manual_seed(0)
+    encoder = FastEncoder(SMALL_MODEL, np.arange(30), positions=np.zeros((30, 2)))
+    movie = torch.rand(1, 40, 36, 64) * 255
+    behavior = torch.randn(1, 4, 40)
+    rates = encoder(movie, behavior)
+    assert rates.shape == (1, 30, 40) and (rates >= 0).all()
+    changed = movie.clone()
+    changed[:, 25:] = 0  # the future must not change the past
+    torch.testing.assert_close(encoder(changed, behavior)[..., :25], rates[..., :25])
+    assert encoder.context_frames == SMALL_MODEL.kernel_frames - 1
+
+
+def test_training_lowers_validation_loss(recording, cache, trained):
+    encoder, record, events = trained
+    torch.manual_seed(QUICK.seed)
+    train = recording.trials_in("train")
+    start = build_encoder(recording, cache, train, SMALL_MODEL, QUICK).eval()
+    assert validation_loss(encoder, cache, recording) < validation_loss(start, cache, recording)
+    history = record["validation_history"]
+    assert record["validation_correlation_mean"] == max(history) > history[0] + 0.01
+    assert record["train_trials"] == train.tolist()
+    assert not set(record["validation_trials"]) & set(record["train_trials"])
+    assert len(record["validation_correlation"]) == 200
+    steps = [e for e in events if e.loss is not None]
+    assert steps[-1].step == record["steps"] and np.isfinite([e.loss for e in steps]).all()
+
+
+def test_training_is_deterministic_given_a_seed(recording, cache, trained):
+    one_epoch = TrainConfig(**{**QUICK.__dict__, "epochs": 1})
+    a, _ = train_encoder(recording, SMALL_MODEL, one_epoch, cache=cache)
+    b, _ = train_encoder(recording, SMALL_MODEL, one_epoch, cache=cache)
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(pa, pb), name
+
+
+def test_callback_can_cancel(recording, cache):
+    _encoder, record = train_encoder(recording, SMALL_MODEL, QUICK, lambda e: e.step >= 2, cache)
+    assert record["cancelled"] and record["steps"] == 2
+
+
+def test_training_needs_both_tiers(recording):
+    with pytest.raises(MovieReconError, match="need trials in both"):
+        train_encoder(recording, SMALL_MODEL, TrainConfig(validation_tier="final_test_bonus"))
+    with pytest.raises(MovieReconError, match="unknown tier 'nonexistent'"):
+        train_encoder(recording, SMALL_MODEL, TrainConfig(validation_tier="nonexistent"))
+
+
+def test_oracle_matches_the_mouse_and_bounds_the_evaluation(recording, trained):
+    oracle = OracleEncoder(recording.mouse.model)
+    trial = recording.trial(int(recording.trials_in("final_test_main")[0]))
+    with torch.no_grad():
+        rates = oracle(
+            torch.from_numpy(trial.movie)[None], torch.from_numpy(behavior_input(trial))[None]
+        )[0].numpy()
+    np.testing.assert_allclose(rates, trial.extras["rates"], atol=2e-4)
+    results = evaluate_encoders(
+        {"learned": trained[0], "oracle": oracle}, recording, "final_test_main"
+    )
+    learned, truth = results["learned"].summary(), results["oracle"].summary()
+    # The oracle predicts the noise-free rates exactly, and its single-trial
+    # correlation is the ceiling reported for every encoder.
+    assert truth["to_noise_free"] > 0.999
+    assert truth["single_trial"] == pytest.approx(truth["oracle_single_trial"], abs=1e-3)
+    assert 0 < learned["single_trial"] < truth["single_trial"]
+    assert learned["ratio_to_oracle"] == pytest.approx(
+        learned["single_trial"] / truth["single_trial"], rel=1e-3
+    )
+
+
+def test_cli_train_evaluate_round_trip(tmp_path, recording, capsys):
+    folder = tmp_path / "mouse"
+    write_simulated(recording, folder)
+    out = tmp_path / "ensemble"
+    assert (
+        main(
+            [
+                "train",
+                "--recording",
+                str(folder),
+                "--out",
+                str(out),
+                "--members",
+                "2",
+                "--epochs",
+                "1",
+                "--threads",
+                "2",
+            ]
+        )
+        == 0
+    )
+    ensemble = load_encoder(out)
+    assert len(ensemble) == 2
+    seeds = [m.record["train_config"]["seed"] for m in ensemble.members]
+    assert seeds == [0, 1]
+    report = tmp_path / "scores.json"
+    assert (
+        main(["evaluate", "--recording", str(folder), "--encoder", str(out), "--json", str(report)])
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "ensemble" in printed and "oracle" in printed
+    results = json.loads(report.read_text())["results"]
+    assert set(results) == {"member 0", "member 1", "ensemble"}
+    assert results["ensemble"]["trials"] == 2
+    assert 0 < results["ensemble"]["oracle_single_trial"] <= 1
+    # A second train to the same folder is refused; the ensemble is untouched.
+    assert main(["train", "--recording", str(folder), "--out", str(out), "--epochs", "1"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert len(load_encoder(out)) == 2
+
+
+def test_cli_evaluate_refuses_other_neurons(tmp_path, trained, capsys):
+    from napari_movierecon.encoders.checkpoint import save_encoder
+
+    other = MouseSpec(
+        seed=6,
+        population=PopulationSpec(n_neurons=150),
+        tiers=TINY.tiers,
+        n_frames=90,
+        calibration_clips=2,
+    )
+    folder = write_simulated(
+        SimulatedRecording(InSilicoMouse.build(other)), tmp_path / "m", trials=[0, 13]
+    )
+    path = save_encoder(trained[0], tmp_path / "enc.safetensors", trained[1])
+    assert main(["evaluate", "--recording", str(folder), "--encoder", str(path)]) == 2
+    assert "predicts 200 neurons but m has 150" in capsys.readouterr().err
