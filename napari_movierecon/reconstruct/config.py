@@ -1,0 +1,103 @@
+"""Every knob of a reconstruction in one validated, JSON-serialisable dataclass.
+
+Presets are named starting points; ``bauer2025`` follows the published protocol
+(see ``protocol.py`` and shared/reference/bauer2025.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass
+
+from napari_movierecon.errors import MovieReconError
+
+OPTIMIZERS = ("first_moment", "adam")
+ENSEMBLE_STRATEGIES = ("separate", "gradient")
+INITS = ("gray",)
+LOSSES = ("poisson",)
+
+
+@dataclass(frozen=True)
+class ReconstructionConfig:
+    """Units: learning rate in gray levels per unit step; windows and sigma in frames/pixels.
+
+    ``window_frames`` None means one pass over the whole clip. ``ensemble``:
+    ``separate`` = each member reconstructs alone and the movies are averaged,
+    ``gradient`` = one movie driven by the members' averaged gradients.
+    """
+
+    preset: str = "bauer2025"
+    iterations: int = 1000
+    learning_rate: float = 1000.0
+    optimizer: str = "first_moment"
+    beta1: float = 0.9
+    warmup_steps: int = 10
+    loss: str = "poisson"
+    init: str = "gray"
+    window_frames: int | None = 32
+    window_stride: int = 8
+    normalize_window_gradients: bool = True
+    gradient_clip: float | None = 1.0
+    use_update_mask: bool = True
+    update_mask_threshold: float = 0.5
+    eval_mask_threshold: float = 1.0
+    ensemble: str = "separate"
+    smoothing_sigma: float = 0.5
+    snapshot_every: int = 10
+    device: str = "cpu"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name in ("iterations", "window_stride", "snapshot_every"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1")
+        if self.window_frames is not None and self.window_frames < 1:
+            problems.append("window_frames must be >= 1 or None (whole clip)")
+        if self.warmup_steps < 0:
+            problems.append("warmup_steps must be >= 0")
+        if not self.learning_rate > 0:
+            problems.append("learning_rate must be > 0")
+        if not 0 <= self.beta1 < 1:
+            problems.append("beta1 must lie in [0, 1)")
+        if self.gradient_clip is not None and not self.gradient_clip > 0:
+            problems.append("gradient_clip must be > 0 or None")
+        if self.smoothing_sigma < 0:
+            problems.append("smoothing_sigma must be >= 0")
+        if not 0 < self.update_mask_threshold <= 1 or not 0 < self.eval_mask_threshold <= 1:
+            problems.append("mask thresholds must lie in (0, 1]")
+        for name, allowed in (
+            ("optimizer", OPTIMIZERS),
+            ("ensemble", ENSEMBLE_STRATEGIES),
+            ("init", INITS),
+            ("loss", LOSSES),
+        ):
+            if getattr(self, name) not in allowed:
+                problems.append(f"{name} must be one of {', '.join(allowed)}")
+        if problems:
+            raise MovieReconError("invalid reconstruction config: " + "; ".join(problems))
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> ReconstructionConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise MovieReconError(f"unknown reconstruction config keys: {', '.join(unknown)}")
+        return cls(**data)
+
+    def replace(self, **changes) -> ReconstructionConfig:
+        """A copy with ``changes`` (validated)."""
+        return self.from_json({**self.to_json(), **changes})
+
+
+PRESETS: dict[str, ReconstructionConfig] = {"bauer2025": ReconstructionConfig()}
+
+
+def preset(name: str, **changes) -> ReconstructionConfig:
+    """The named preset, optionally with some knobs changed."""
+    if name not in PRESETS:
+        raise MovieReconError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    return PRESETS[name].replace(**changes)

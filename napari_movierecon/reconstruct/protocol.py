@@ -1,0 +1,95 @@
+"""The update rules of the reference protocol (Bauer, Margrie & Clopath 2025), as small
+pieces that can be checked one by one. Movies are (T, H, W) tensors in 0..255.
+
+- the learning rate ramps linearly from 0 over ``warmup`` steps, so step 0 moves nothing;
+- the optimiser is Adam with the first moment only: m <- b1 m + (1 - b1) g, and the step
+  is lr(t) * m / (1 - b1^(t+1)) (bias-corrected), with no second-moment scaling;
+- each window's gradient is divided by its own L2 norm (+1e-6), the windows' gradients
+  are averaged, multiplied by the update mask and clipped to +-clip;
+- after every step the movie is clipped to 0..255;
+- ensemble members reconstruct separately; the final movie is their mean, filtered
+  with a Gaussian of sigma 0.5 frames/pixels over (t, y, x).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.ndimage import gaussian_filter
+
+from napari_movierecon.errors import MovieReconError
+
+NORM_EPS = 1e-6
+PIXEL_RANGE = (0.0, 255.0)
+
+
+def warmup_factor(step: int, warmup: int) -> float:
+    """Learning-rate multiplier at ``step`` (0-based): step / warmup up to 1; 0 at step 0."""
+    if warmup <= 0:
+        return 1.0
+    return min(step / warmup, 1.0)
+
+
+class FirstMomentAdam:
+    """Adam without the second moment, updating a movie tensor in place."""
+
+    def __init__(self, learning_rate: float, beta1: float = 0.9, warmup: int = 10) -> None:
+        if learning_rate <= 0 or not 0 <= beta1 < 1:
+            raise MovieReconError("need learning_rate > 0 and 0 <= beta1 < 1")
+        self.learning_rate = learning_rate
+        self.beta1 = beta1
+        self.warmup = warmup
+        self.step_count = 0
+        self.moment: torch.Tensor | None = None
+
+    def step(self, movie: torch.Tensor, gradient: torch.Tensor) -> None:
+        """Descend along ``gradient`` (same shape as ``movie``), then clip to 0..255."""
+        if self.moment is None:
+            self.moment = torch.zeros_like(gradient)
+        self.moment.mul_(self.beta1).add_(gradient, alpha=1 - self.beta1)
+        t = self.step_count
+        corrected = self.moment / (1 - self.beta1 ** (t + 1))
+        rate = self.learning_rate * warmup_factor(t, self.warmup)
+        with torch.no_grad():
+            movie.sub_(rate * corrected).clamp_(*PIXEL_RANGE)
+        self.step_count += 1
+
+
+def combine_window_gradients(
+    gradients: torch.Tensor,
+    starts: np.ndarray,
+    n_frames: int,
+    update_mask: torch.Tensor | None = None,
+    clip: float | None = 1.0,
+    normalize: bool = True,
+) -> torch.Tensor:
+    """One movie gradient (T, H, W) from per-window gradients (W, L, H, W) at ``starts``.
+
+    Each window's gradient is divided by its L2 norm (+1e-6) when ``normalize``;
+    the windows are averaged (sum over windows placed in the clip / number of
+    windows), multiplied by ``update_mask`` (H, W) and clipped to +-``clip``.
+    """
+    n_windows, length = gradients.shape[:2]
+    if len(starts) != n_windows:
+        raise MovieReconError(f"{n_windows} window gradients but {len(starts)} window starts")
+    if normalize:
+        norms = gradients.flatten(1).norm(dim=1) + NORM_EPS
+        gradients = gradients / norms[:, None, None, None]
+    total = gradients.new_zeros((n_frames, *gradients.shape[2:]))
+    for gradient, start in zip(gradients, starts, strict=True):
+        total[int(start) : int(start) + length] += gradient[: n_frames - int(start)]
+    total /= n_windows
+    if update_mask is not None:
+        total *= update_mask
+    if clip is not None:
+        total.clamp_(-clip, clip)
+    return total
+
+
+def ensemble_movie(movies: np.ndarray, sigma: float = 0.5) -> np.ndarray:
+    """Final movie (T, H, W) float32 from member movies (K, T, H, W): their mean, then a
+    Gaussian filter of ``sigma`` over (t, y, x) (none when sigma is 0)."""
+    mean = np.asarray(movies, dtype=np.float64).mean(axis=0)
+    if sigma > 0:
+        mean = gaussian_filter(mean, sigma=sigma, mode="nearest")
+    return mean.astype(np.float32)
