@@ -72,3 +72,9 @@ def test_ensemble_movie_averages_then_smooths():
     expected = gaussian_filter(members.mean(0), 0.5, mode="nearest")
     np.testing.assert_allclose(ensemble_movie(members, 0.5), expected, rtol=1e-5)
     np.testing.assert_allclose(ensemble_movie(members, 0.0), members.mean(0), rtol=1e-6)
+
+
+def test_window_parts_before_the_clip_are_dropped_after_normalization():
+    grads = torch.ones(1, 6, 1, 1)
+    total = combine_window_gradients(grads, np.array([-2]), 5, clip=None)
+    np.testing.assert_allclose(total.numpy().ravel(), [1 / (np.sqrt(6) + 1e-6)] * 4 + [0])

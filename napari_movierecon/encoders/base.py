@@ -25,10 +25,12 @@ def behavior_input(trial: Trial) -> np.ndarray:
 
 
 class Encoder(nn.Module):
-    """Base class: subclasses set ``unit_ids`` and ``context_frames`` and implement forward."""
+    """Base class: subclasses set ``unit_ids``, ``context_frames`` and ``frame_shape`` (H, W)
+    and implement forward."""
 
     unit_ids: np.ndarray
     context_frames: int
+    frame_shape: tuple[int, int]
 
     @property
     def n_neurons(self) -> int:

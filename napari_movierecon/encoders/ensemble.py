@@ -24,6 +24,9 @@ class Ensemble(Encoder):
         self.members = nn.ModuleList(members)
         self.unit_ids = np.asarray(first, dtype=np.int64)
         self.context_frames = max(m.context_frames for m in members)
+        self.frame_shape = members[0].frame_shape
+        if any(m.frame_shape != self.frame_shape for m in members):
+            raise MovieReconError("ensemble members expect different frame shapes")
 
     def __len__(self) -> int:
         return len(self.members)

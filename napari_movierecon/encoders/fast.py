@@ -84,6 +84,7 @@ class FastEncoder(Encoder):
         self.config = config
         self.unit_ids = np.asarray(unit_ids, dtype=np.int64)
         self.context_frames = config.kernel_frames - 1
+        self.frame_shape = tuple(config.frame_shape)
         n = len(self.unit_ids)
         n_behavior = len(BEHAVIOR_INPUT_CHANNELS)
         self.temporal = nn.Conv1d(1, config.temporal_channels, config.kernel_frames)

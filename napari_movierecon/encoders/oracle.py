@@ -20,6 +20,7 @@ class OracleEncoder(Encoder):
         self.model = model.eval().requires_grad_(False)
         self.unit_ids = model.unit_ids
         self.context_frames = model.context_frames
+        self.frame_shape = tuple(model.screen.shape)
         self.source = "oracle (in-silico ground truth)"
 
     def forward(self, movie: torch.Tensor, behavior: torch.Tensor) -> torch.Tensor:

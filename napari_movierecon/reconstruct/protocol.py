@@ -68,6 +68,8 @@ def combine_window_gradients(
     Each window's gradient is divided by its L2 norm (+1e-6) when ``normalize``;
     the windows are averaged (sum over windows placed in the clip / number of
     windows), multiplied by ``update_mask`` (H, W) and clipped to +-``clip``.
+    A window may start before frame 0 (its context frames): the part outside
+    the clip is dropped after normalisation.
     """
     n_windows, length = gradients.shape[:2]
     if len(starts) != n_windows:
@@ -77,7 +79,8 @@ def combine_window_gradients(
         gradients = gradients / norms[:, None, None, None]
     total = gradients.new_zeros((n_frames, *gradients.shape[2:]))
     for gradient, start in zip(gradients, starts, strict=True):
-        total[int(start) : int(start) + length] += gradient[: n_frames - int(start)]
+        low, high = max(int(start), 0), min(int(start) + length, n_frames)
+        total[low:high] += gradient[low - int(start) : high - int(start)]
     total /= n_windows
     if update_mask is not None:
         total *= update_mask

@@ -1,0 +1,258 @@
+"""The reconstruction engine: a generator that optimises a movie until the frozen
+encoder's predicted activity matches the recorded activity.
+
+``reconstruct(...)`` checks every input before any work, then yields a
+``Snapshot`` every ``config.snapshot_every`` iterations (and after the last).
+Closing the generator (``.close()``, or dropping it) stops the work at once;
+pausing is the caller's business (just stop iterating for a while).
+
+Windows: each window of ``window_frames`` frames is fed to the encoder
+together with the ``context_frames`` frames before it (gray before the clip),
+so every frame in the loss has full temporal context, and the loss covers the
+window's own frames only. ``window_frames=None`` is one window spanning the
+clip. All windows of an iteration go through the encoder as one batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from napari_movierecon.encoders.base import Encoder
+from napari_movierecon.encoders.ensemble import Ensemble
+from napari_movierecon.encoders.train import poisson_loss
+from napari_movierecon.errors import MovieReconError
+from napari_movierecon.reconstruct import metrics
+from napari_movierecon.reconstruct.config import ReconstructionConfig
+from napari_movierecon.reconstruct.protocol import (
+    FirstMomentAdam,
+    combine_window_gradients,
+    ensemble_movie,
+    warmup_factor,
+)
+from napari_movierecon.reconstruct.windows import window_starts
+
+GRAY_LEVEL = 127.5
+
+
+@dataclass
+class Snapshot:
+    """State after ``iteration`` iterations. ``movie`` (T, H, W) float32 is a copy: the
+    members' current movies combined as the final result would be. Metrics are None
+    without ground truth; ``pixel_correlation`` uses the evaluation mask and skips the
+    first ``skip_frames`` frames."""
+
+    iteration: int
+    iterations: int
+    movie: np.ndarray
+    loss: float
+    elapsed_s: float
+    encoder_frames: int
+    skip_frames: int
+    pixel_correlation: float | None = None
+    correlation_map: np.ndarray | None = None
+    frame_correlation: np.ndarray | None = None
+
+
+def _members(encoder: Encoder | Sequence[Encoder]) -> list[Encoder]:
+    if isinstance(encoder, Ensemble):
+        return list(encoder.members)
+    if isinstance(encoder, Encoder):
+        return [encoder]
+    members = list(encoder)
+    Ensemble(members)  # raises if the members predict different neurons
+    return members
+
+
+def _check_inputs(
+    members: list[Encoder],
+    responses: np.ndarray,
+    neurons: np.ndarray,
+    behavior: np.ndarray,
+    truth: np.ndarray | None,
+    masks: dict[str, np.ndarray | None],
+    frame_shape: tuple[int, int],
+) -> None:
+    n_neurons = members[0].n_neurons
+    if responses.ndim != 2 or responses.shape[0] != n_neurons:
+        raise MovieReconError(
+            f"responses must be (N, T) with N = {n_neurons} (the encoder's neurons), "
+            f"got {responses.shape}"
+        )
+    if not np.isfinite(responses).all():
+        raise MovieReconError("responses contain NaN or infinite values (cut the padding first)")
+    n_frames = responses.shape[1]
+    if n_frames <= members[0].context_frames:
+        raise MovieReconError(
+            f"the clip has {n_frames} frames; the encoder needs more than "
+            f"{members[0].context_frames} for any frame to have full context"
+        )
+    if behavior.shape != (4, n_frames):
+        raise MovieReconError(f"behaviour must be (4, {n_frames}), got {behavior.shape}")
+    if neurons.size == 0:
+        raise MovieReconError("the neuron selection is empty")
+    if neurons.min() < 0 or neurons.max() >= n_neurons:
+        raise MovieReconError(f"neuron indices must lie in 0..{n_neurons - 1}")
+    if len(np.unique(neurons)) != neurons.size:
+        raise MovieReconError("the neuron selection lists a neuron twice")
+    if truth is not None and truth.shape != (n_frames, *frame_shape):
+        raise MovieReconError(
+            f"ground truth must be ({n_frames}, {frame_shape[0]}, {frame_shape[1]}), "
+            f"got {truth.shape}"
+        )
+    for name, mask in masks.items():
+        if mask is not None and mask.shape != frame_shape:
+            raise MovieReconError(f"{name} mask must be {frame_shape}, got {mask.shape}")
+
+
+class _WindowObjective:
+    """Per-window gradients of one member's Poisson loss, all windows in one batch."""
+
+    def __init__(self, member, responses, neurons, behavior, config, device) -> None:
+        n_frames = responses.shape[1]
+        length = config.window_frames or n_frames
+        length = min(length, n_frames)
+        self.member = member
+        self.context = member.context_frames
+        self.starts = window_starts(n_frames, length, config.window_stride)
+        self.length = length
+        span = self.context + length
+        index = self.starts[:, None] - self.context + np.arange(span)  # (W, span)
+        self.valid = torch.from_numpy(index >= 0).to(device)
+        self.index = torch.from_numpy(np.clip(index, 0, None)).to(device)
+        beh = torch.from_numpy(behavior).to(device)
+        # Behaviour before the clip: its first value (the encoder sees gray there).
+        self.behavior = beh[:, self.index].permute(1, 0, 2).contiguous()  # (W, 4, span)
+        self.neurons = torch.from_numpy(neurons).to(device)
+        target = torch.from_numpy(np.clip(responses[neurons], 0, None)).to(device)
+        frames = self.index[:, self.context :]  # (W, L)
+        self.target = target[:, frames].permute(1, 0, 2)  # (W, n, L)
+
+    def gradients(self, movie: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """Gradients (W, span, H, W) of each window's own loss, and the mean loss."""
+        valid = self.valid[:, :, None, None]
+        windows = torch.where(valid, movie[self.index], GRAY_LEVEL).requires_grad_(True)
+        rates = self.member(windows, self.behavior)[:, self.neurons, self.context :]
+        losses = torch.stack([poisson_loss(r, t) for r, t in zip(rates, self.target, strict=True)])
+        (grad,) = torch.autograd.grad(losses.sum(), windows)
+        return grad * valid, float(losses.detach().mean())
+
+
+def reconstruct(
+    encoder: Encoder | Sequence[Encoder],
+    responses: np.ndarray,
+    neurons: np.ndarray,
+    behavior: np.ndarray,
+    config: ReconstructionConfig,
+    truth: np.ndarray | None = None,
+    update_mask: np.ndarray | None = None,
+    eval_mask: np.ndarray | None = None,
+) -> Generator[Snapshot, None, None]:
+    """Check the inputs (raising MovieReconError before any work) and return the
+    generator of snapshots; see the module docstring.
+
+    responses (N, T) of all the encoder's neurons (NaN padding removed);
+    neurons: indices into them used in the loss; behavior (4, T) fixed;
+    truth (T, H, W) 0..255 for metrics only; masks (H, W) bool.
+    """
+    members = _members(encoder)
+    frame_shape = tuple(members[0].frame_shape)
+    responses = np.asarray(responses, dtype=np.float32)
+    neurons = np.asarray(neurons, dtype=np.int64).ravel()
+    behavior = np.asarray(behavior, dtype=np.float32)
+    masks = {"update": update_mask, "evaluation": eval_mask}
+    _check_inputs(members, responses, neurons, behavior, truth, masks, frame_shape)
+    device = torch.device(config.device)
+    torch.manual_seed(config.seed)
+    n_frames = responses.shape[1]
+    gradient_mask = None
+    if config.use_update_mask and update_mask is not None:
+        gradient_mask = torch.from_numpy(np.asarray(update_mask, np.float32)).to(device)
+    objectives = [
+        _WindowObjective(m.to(device), responses, neurons, behavior, config, device)
+        for m in members
+    ]
+    n_movies = len(members) if config.ensemble == "separate" else 1
+    movies = [
+        torch.full((n_frames, *frame_shape), GRAY_LEVEL, device=device) for _ in range(n_movies)
+    ]
+    optimizers = [_optimizer(config, movie) for movie in movies]
+    return _iterate(config, objectives, movies, optimizers, gradient_mask, truth, eval_mask)
+
+
+def _iterate(config, objectives, movies, optimizers, gradient_mask, truth, eval_mask):
+    """The optimisation loop (a generator); inputs already checked and on the device."""
+    n_frames = movies[0].shape[0]
+    skip = max(objective.context for objective in objectives)
+    started, frames_seen = time.perf_counter(), 0
+    for iteration in range(1, config.iterations + 1):
+        losses = []
+        for k, movie in enumerate(movies):
+            chosen = objectives if config.ensemble == "gradient" else [objectives[k]]
+            grads, starts = [], []
+            for objective in chosen:
+                grad, loss = objective.gradients(movie)
+                grads.append(grad)
+                starts.append(objective.starts - objective.context)
+                losses.append(loss)
+                frames_seen += grad.shape[0] * grad.shape[1]
+            step = combine_window_gradients(
+                torch.cat(grads),
+                np.concatenate(starts),
+                n_frames,
+                gradient_mask,
+                config.gradient_clip,
+                config.normalize_window_gradients,
+            )
+            optimizers[k].step(movie, step)
+        if iteration % config.snapshot_every == 0 or iteration == config.iterations:
+            current = ensemble_movie(
+                np.stack([m.detach().cpu().numpy() for m in movies]), config.smoothing_sigma
+            )
+            snapshot = Snapshot(
+                iteration,
+                config.iterations,
+                current,
+                float(np.mean(losses)),
+                time.perf_counter() - started,
+                frames_seen,
+                skip,
+            )
+            if truth is not None:
+                snapshot.pixel_correlation = metrics.pixel_correlation(
+                    current, truth, eval_mask, skip
+                )
+                snapshot.correlation_map = metrics.correlation_map(current, truth, skip)
+                snapshot.frame_correlation = metrics.frame_correlation(current, truth, eval_mask)
+            yield snapshot
+
+
+class _TorchAdam:
+    """torch's Adam (with the same warm-up) behind FirstMomentAdam's ``step`` interface."""
+
+    def __init__(self, movie: torch.Tensor, config: ReconstructionConfig) -> None:
+        self.config = config
+        self.step_count = 0
+        self.optimizer = torch.optim.Adam(
+            [movie], lr=config.learning_rate, betas=(config.beta1, 0.999)
+        )
+
+    def step(self, movie: torch.Tensor, gradient: torch.Tensor) -> None:
+        factor = warmup_factor(self.step_count, self.config.warmup_steps)
+        self.optimizer.param_groups[0]["lr"] = self.config.learning_rate * factor
+        self.step_count += 1
+        movie.grad = gradient
+        self.optimizer.step()
+        with torch.no_grad():
+            movie.clamp_(0, 255)
+        movie.grad = None
+
+
+def _optimizer(config: ReconstructionConfig, movie: torch.Tensor):
+    if config.optimizer == "first_moment":
+        return FirstMomentAdam(config.learning_rate, config.beta1, config.warmup_steps)
+    return _TorchAdam(movie, config)
