@@ -4,6 +4,7 @@
     movierecon simulate --movies A.mp4 B.npy --fps 60 --out DIR
     movierecon train --recording sample|DIR --out ENSEMBLE [--members 3]
     movierecon evaluate --recording sample|DIR --encoder ENSEMBLE [--tier final_test_main]
+    movierecon reconstruct --recording sample|DIR --trial I --encoder sample|CKPT --out F
     movierecon figures --out docs/figures
     movierecon view            # napari with the plugin and the in-silico sample open
 
@@ -222,6 +223,119 @@ def run_evaluate(args: argparse.Namespace) -> None:
         atomic_write(args.json, lambda handle: handle.write(text.encode()))
 
 
+def _load_mask(path: Path | None):
+    """An (H, W) boolean mask from a .npy file, or None."""
+    if path is None:
+        return None
+    import numpy as np
+
+    try:
+        mask = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise MovieReconError(f"{path}: cannot read a mask ({err})") from err
+    if mask.ndim != 2:
+        raise MovieReconError(f"{path}: a mask must be 2-D (H, W), got shape {mask.shape}")
+    return mask.astype(bool)
+
+
+def _check_output(out: Path, overwrite: bool) -> None:
+    """Fail before long work if ``out`` cannot be written."""
+    import os
+
+    if out.exists() and not overwrite:
+        raise MovieReconError(f"{out}: already exists; pass --overwrite to replace it")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise MovieReconError(f"{out}: cannot write into {parent}")
+
+
+def run_reconstruct(args: argparse.Namespace) -> None:
+    import numpy as np
+    import torch
+
+    from napari_movierecon.encoders.base import behavior_input
+    from napari_movierecon.encoders.checkpoint import check_neurons
+    from napari_movierecon.reconstruct.config import preset
+    from napari_movierecon.reconstruct.engine import reconstruct
+    from napari_movierecon.reconstruct.neurons import encoder_reliability, select_neurons
+    from napari_movierecon.reconstruct.results import Reconstruction, save_reconstruction
+    from napari_movierecon.sources import open_encoder, open_recording
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    _check_output(args.out, args.overwrite)
+    changes = {"device": args.device}
+    if args.iterations is not None:
+        changes["iterations"] = args.iterations
+    config = preset(args.preset, **changes)
+    recording = open_recording(args.recording)
+    trial = recording.trial(args.trial)
+    if trial.responses is None:
+        raise MovieReconError(
+            f"{recording.name}: trial {trial.index} ({trial.tier}) has no responses"
+        )
+    encoder = open_encoder(args.encoder)
+    check_neurons(encoder, recording.neurons.ids, recording.name)
+    neurons = select_neurons(args.neurons, encoder.unit_ids, encoder_reliability(encoder))
+    eval_mask = _load_mask(args.eval_mask)
+    run = reconstruct(
+        encoder,
+        trial.responses,
+        neurons,
+        behavior_input(trial),
+        config,
+        truth=trial.movie,
+        update_mask=_load_mask(args.update_mask),
+        eval_mask=eval_mask,
+    )
+    print(
+        f"reconstructing {recording.name} trial {trial.index} ({trial.tier}, {trial.length} "
+        f"frames) from {len(neurons)} neurons, preset {args.preset}",
+        file=sys.stderr,
+    )
+    progress = _Progress("iterations")
+    snapshot = None
+    for snapshot in run:
+        progress(snapshot.iteration, snapshot.iterations)
+    metrics = {
+        "pixel_correlation": snapshot.pixel_correlation,
+        "loss": snapshot.loss,
+        "mask": "evaluation mask" if eval_mask is not None else "full frame",
+        "skipped_frames": snapshot.skip_frames,
+    }
+    record = {
+        "config": config.to_json(),
+        "recording": recording.name,
+        "trial": trial.index,
+        "tier": trial.tier,
+        "encoder": str(args.encoder),
+        "neurons": args.neurons,
+        "n_neurons": len(neurons),
+        "metrics": metrics,
+        "timings": {
+            "seconds": snapshot.elapsed_s,
+            "encoder_frames": snapshot.encoder_frames,
+            "device": args.device,
+            "threads": torch.get_num_threads(),
+        },
+        "torch_version": torch.__version__,
+    }
+    result = Reconstruction(
+        movie=snapshot.movie,
+        neuron_ids=np.asarray(encoder.unit_ids)[neurons],
+        record=record,
+        mask=eval_mask,
+        truth=trial.movie,
+        correlation_map=snapshot.correlation_map,
+        frame_correlation=snapshot.frame_correlation,
+    )
+    save_reconstruction(result, args.out, overwrite=args.overwrite)
+    print(
+        f"pixel correlation {snapshot.pixel_correlation:.4f} ({metrics['mask']}, first "
+        f"{snapshot.skip_frames} frames skipped), {snapshot.elapsed_s:.1f} s; wrote {args.out}"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="movierecon",
@@ -287,6 +401,25 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     evaluate.add_argument("--json", type=Path, default=None, help="also write the means here")
     evaluate.set_defaults(run=run_evaluate)
+
+    rec = commands.add_parser(
+        "reconstruct", help="reconstruct one trial's movie from its responses"
+    )
+    rec.add_argument("--recording", required=True, help="Sensorium mouse folder or 'sample'")
+    rec.add_argument("--trial", required=True, type=int, help="trial index")
+    rec.add_argument("--encoder", required=True, help="checkpoint, ensemble folder or 'sample'")
+    rec.add_argument("--preset", default="bauer2025", help="bauer2025")
+    rec.add_argument(
+        "--neurons", default="all", help="all | random:F[:SEED] | top:K | ids:PATH (default all)"
+    )
+    rec.add_argument("--iterations", type=int, default=None, help="override the preset's")
+    rec.add_argument("--update-mask", type=Path, default=None, help=".npy (H, W) bool")
+    rec.add_argument("--eval-mask", type=Path, default=None, help=".npy (H, W) bool")
+    rec.add_argument("--device", default="cpu", help="cpu or cuda")
+    rec.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    rec.add_argument("--out", required=True, type=Path, help="result file (.safetensors)")
+    rec.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    rec.set_defaults(run=run_reconstruct)
 
     view = commands.add_parser("view", help="open napari with the plugin and the in-silico sample")
     view.set_defaults(run=run_view)

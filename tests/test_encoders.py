@@ -26,6 +26,7 @@ from napari_movierecon.errors import MovieReconError
 from napari_movierecon.insilico.mouse import InSilicoMouse, MouseSpec, TierLayout
 from napari_movierecon.insilico.population import PopulationSpec
 from napari_movierecon.insilico.simulate import SimulatedRecording, write_simulated
+from napari_movierecon.reconstruct.results import load_reconstruction
 
 TINY = MouseSpec(
     seed=5,
@@ -171,6 +172,34 @@ def test_cli_train_evaluate_round_trip(tmp_path, recording, capsys):
     assert set(results) == {"member 0", "member 1", "ensemble"}
     assert results["ensemble"]["trials"] == 2
     assert 0 < results["ensemble"]["oracle_single_trial"] <= 1
+    # Reconstruct a held-out trial with that ensemble, from the 25 % most reliable neurons.
+    test_trial = int(recording.trials_in("final_test_main")[0])
+    result_path = tmp_path / "run.safetensors"
+    common = [
+        "reconstruct",
+        "--recording",
+        str(folder),
+        "--trial",
+        str(test_trial),
+        "--encoder",
+        str(out),
+        "--iterations",
+        "3",
+        "--out",
+        str(result_path),
+    ]
+    assert main([*common, "--neurons", "top:50"]) == 0
+    assert "pixel correlation" in capsys.readouterr().out
+    result = load_reconstruction(result_path)
+    assert result.movie.shape == (90, 36, 64) and len(result.neuron_ids) == 50
+    assert result.record["trial"] == test_trial and result.record["config"]["iterations"] == 3
+    np.testing.assert_array_equal(result.truth, recording.trial(test_trial).movie)
+    # Existing output, a bad population spec: refused with one line, file untouched.
+    assert main([*common, "--neurons", "top:50"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main([*common, "--neurons", "top:0", "--overwrite"]) == 2
+    assert "k must lie in 1..200" in capsys.readouterr().err
+    assert load_reconstruction(result_path).record["n_neurons"] == 50
     # A second train to the same folder is refused; the ensemble is untouched.
     assert main(["train", "--recording", str(folder), "--out", str(out), "--epochs", "1"]) == 2
     assert "already exists" in capsys.readouterr().err

@@ -1,0 +1,87 @@
+"""A reconstruction saved as one safetensors file: arrays plus a JSON record.
+
+Arrays: ``movie`` (T, H, W) float32; optional ``mask`` (H, W) uint8,
+``truth`` (T, H, W) float32, ``correlation_map`` (H, W), ``frame_correlation``
+(T,); ``neuron_ids`` (n,) int64. Record (metadata key ``movierecon``): format
+and version, config, recording and trial, encoder identity, population spec,
+metrics, timings. Loading never unpickles; writes are atomic.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import save
+
+from napari_movierecon.errors import MovieReconError
+from napari_movierecon.io.atomic import atomic_write
+
+FORMAT = "napari-movierecon-reconstruction"
+FORMAT_VERSION = 1
+METADATA_KEY = "movierecon"
+ARRAYS = ("movie", "mask", "truth", "correlation_map", "frame_correlation", "neuron_ids")
+
+
+@dataclass
+class Reconstruction:
+    """A finished (or stopped) reconstruction and everything needed to reproduce it."""
+
+    movie: np.ndarray
+    neuron_ids: np.ndarray
+    record: dict = field(default_factory=dict)
+    mask: np.ndarray | None = None
+    truth: np.ndarray | None = None
+    correlation_map: np.ndarray | None = None
+    frame_correlation: np.ndarray | None = None
+
+
+def save_reconstruction(
+    result: Reconstruction, path: str | os.PathLike, overwrite: bool = False
+) -> Path:
+    """Write ``result`` to ``path`` atomically; refuses to replace a file unless asked."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise MovieReconError(f"{path}: already exists; pass overwrite=True / --overwrite")
+    arrays = {}
+    for name in ARRAYS:
+        value = getattr(result, name)
+        if value is not None:
+            dtype = {"neuron_ids": np.int64, "mask": np.uint8}.get(name, np.float32)
+            arrays[name] = np.ascontiguousarray(value, dtype=dtype)
+    record = {"format": FORMAT, "format_version": FORMAT_VERSION, **result.record}
+    data = save(arrays, metadata={METADATA_KEY: json.dumps(record)})
+    atomic_write(path, lambda handle: handle.write(data), error=MovieReconError)
+    return path
+
+
+def load_reconstruction(path: str | os.PathLike) -> Reconstruction:
+    """Read a file written by ``save_reconstruction``; MovieReconError naming it otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise MovieReconError(f"{path}: no such reconstruction file")
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            metadata = handle.metadata() or {}
+            arrays = {key: handle.get_tensor(key) for key in handle.keys()}
+        record = json.loads(metadata[METADATA_KEY])
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError) as err:
+        raise MovieReconError(f"{path}: not a readable reconstruction file ({err})") from err
+    if record.get("format") != FORMAT or record.get("format_version") != FORMAT_VERSION:
+        raise MovieReconError(f"{path}: not a {FORMAT} file of version {FORMAT_VERSION}")
+    if "movie" not in arrays or arrays["movie"].ndim != 3 or "neuron_ids" not in arrays:
+        raise MovieReconError(f"{path}: lacks the movie (T, H, W) or the neuron ids")
+    mask = arrays.get("mask")
+    return Reconstruction(
+        movie=arrays["movie"],
+        neuron_ids=arrays["neuron_ids"],
+        record=record,
+        mask=None if mask is None else mask.astype(bool),
+        truth=arrays.get("truth"),
+        correlation_map=arrays.get("correlation_map"),
+        frame_correlation=arrays.get("frame_correlation"),
+    )
