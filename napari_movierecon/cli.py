@@ -408,7 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--recording", required=True, help="Sensorium mouse folder or 'sample'")
     rec.add_argument("--trial", required=True, type=int, help="trial index")
     rec.add_argument("--encoder", required=True, help="checkpoint, ensemble folder or 'sample'")
-    rec.add_argument("--preset", default="bauer2025", help="bauer2025")
+    rec.add_argument("--preset", default="fast", help="fast (default) or bauer2025")
     rec.add_argument(
         "--neurons", default="all", help="all | random:F[:SEED] | top:K | ids:PATH (default all)"
     )

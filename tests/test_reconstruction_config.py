@@ -24,6 +24,12 @@ def test_bauer2025_preset_holds_the_published_protocol():
     assert (config.ensemble, config.smoothing_sigma, config.init) == ("separate", 0.5, "gray")
 
 
+def test_fast_preset_uses_whole_clip_joint_ensemble():
+    config = preset("fast")
+    assert config.window_frames is None and config.ensemble == "gradient"
+    assert config.iterations < preset("bauer2025").iterations
+
+
 def test_json_round_trip_and_replace():
     config = preset("bauer2025", iterations=50, window_frames=None)
     text = json.dumps(config.to_json())

@@ -1,0 +1,146 @@
+"""Reconstruction benchmark on held-out test clips of the sample mouse.
+
+For each preset and encoder (the shipped sample ensemble, and the in-silico
+oracle as the upper bound with the same protocol), reconstructs the first
+``--clips`` clips of ``final_test_main`` from all neurons and reports the
+masked pixel correlation (mean +- sd), wall time per clip, frames pushed
+through the encoder, and the process's peak memory. Scoring mask: screen
+pixels inside >= 1 % of the population's 2-sigma receptive fields (in-silico
+ground truth, used for scoring only). Writes a Markdown table and a PNG of
+correlation against wall time to ``--out``.
+
+    python -m benchmarks.reconstruct_bench --presets fast --clips 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from napari_movierecon.encoders.base import behavior_input
+from napari_movierecon.encoders.oracle import OracleEncoder
+from napari_movierecon.insilico.figures import COVERAGE_MIN_FRACTION, coverage_map
+from napari_movierecon.insilico.simulate import SimulatedRecording
+from napari_movierecon.reconstruct.config import preset
+from napari_movierecon.reconstruct.engine import reconstruct
+from napari_movierecon.sources import open_encoder
+
+
+def run_one(encoder, trial, config, mask) -> dict:
+    started = time.perf_counter()
+    run = reconstruct(
+        encoder,
+        trial.responses,
+        np.arange(encoder.n_neurons),
+        behavior_input(trial),
+        config,
+        truth=trial.movie,
+        eval_mask=mask,
+    )
+    snapshot = deque(run, maxlen=1)[0]  # run to the end, keep the last snapshot
+    return {
+        "correlation": snapshot.pixel_correlation,
+        "seconds": time.perf_counter() - started,
+        "encoder_frames": snapshot.encoder_frames,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--presets", default="fast")
+    parser.add_argument("--encoders", default="ensemble,oracle")
+    parser.add_argument("--clips", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("bench_out"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    recording = SimulatedRecording()
+    mouse = recording.mouse
+    coverage = coverage_map(mouse.params, mouse.model.screen)
+    mask = coverage >= COVERAGE_MIN_FRACTION * len(mouse.neurons.ids)
+    encoders = {"ensemble": open_encoder("sample"), "oracle": OracleEncoder(mouse.model)}
+    clips = recording.trials_in("final_test_main")[: args.clips]
+    rows = []
+    for preset_name in args.presets.split(","):
+        config = preset(preset_name)
+        for encoder_name in args.encoders.split(","):
+            runs = []
+            for index in clips:
+                runs.append(
+                    run_one(encoders[encoder_name], recording.trial(int(index)), config, mask)
+                )
+                print(preset_name, encoder_name, int(index), runs[-1], flush=True)
+            corr = [r["correlation"] for r in runs]
+            rows.append(
+                {
+                    "preset": preset_name,
+                    "encoder": encoder_name,
+                    "clips": len(runs),
+                    "corr_mean": statistics.mean(corr),
+                    "corr_sd": statistics.stdev(corr) if len(corr) > 1 else 0.0,
+                    "seconds": statistics.median(r["seconds"] for r in runs),
+                    "encoder_frames": runs[0]["encoder_frames"],
+                }
+            )
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    lines = [
+        f"# Reconstruction benchmark ({args.threads} CPU threads, sample mouse, "
+        f"final_test_main clips {clips.tolist()})",
+        "",
+        "| preset | encoder | clips | pixel correlation (mean +- sd) | wall time per clip "
+        "(median) | encoder frames per clip |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['preset']} | {r['encoder']} | {r['clips']} | {r['corr_mean']:.3f} "
+            f"+- {r['corr_sd']:.3f} | {r['seconds']:.1f} s | {r['encoder_frames']:,} |"
+        )
+    lines += [
+        "",
+        f"Peak memory of the benchmark process: {peak_gb:.2f} GB. Scoring mask: "
+        f"{int(mask.sum())} of {mask.size} pixels (RF coverage >= 1 % of neurons).",
+    ]
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "reconstruct_bench.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    _plot(rows, args.out / "reconstruct_bench.png")
+
+
+def _plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
+    for r in rows:
+        ax.errorbar(
+            r["seconds"],
+            r["corr_mean"],
+            yerr=r["corr_sd"],
+            fmt="o",
+            capsize=3,
+            label=f"{r['preset']} / {r['encoder']}",
+        )
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.set_xlabel("wall time per clip (s, 2 CPU threads)")
+    ax.set_ylabel("masked pixel correlation")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+if __name__ == "__main__":
+    main()
