@@ -19,4 +19,4 @@ figures: setup
 bench: setup
 	.venv/bin/python -m benchmarks.insilico_bench
 	.venv/bin/python -m benchmarks.encoder_bench --encoder napari_movierecon/sample_data/encoder/member_0.safetensors
-	.venv/bin/python -m benchmarks.reconstruct_bench --presets fast --clips 5
+	.venv/bin/python -m benchmarks.reconstruct_bench --presets fast --clips 5 --fractions 0.125,0.25,0.5,1

@@ -9,7 +9,7 @@ pixels inside >= 1 % of the population's 2-sigma receptive fields (in-silico
 ground truth, used for scoring only). Writes a Markdown table and a PNG of
 correlation against wall time to ``--out``.
 
-    python -m benchmarks.reconstruct_bench --presets fast --clips 5
+    python -m benchmarks.reconstruct_bench --presets fast --clips 5 --fractions 0.125,0.25,0.5,1
 """
 
 from __future__ import annotations
@@ -30,15 +30,16 @@ from napari_movierecon.insilico.figures import COVERAGE_MIN_FRACTION, coverage_m
 from napari_movierecon.insilico.simulate import SimulatedRecording
 from napari_movierecon.reconstruct.config import preset
 from napari_movierecon.reconstruct.engine import reconstruct
+from napari_movierecon.reconstruct.neurons import select_neurons
 from napari_movierecon.sources import open_encoder
 
 
-def run_one(encoder, trial, config, mask) -> dict:
+def run_one(encoder, trial, config, mask, neurons=None) -> dict:
     started = time.perf_counter()
     run = reconstruct(
         encoder,
         trial.responses,
-        np.arange(encoder.n_neurons),
+        np.arange(encoder.n_neurons) if neurons is None else neurons,
         behavior_input(trial),
         config,
         truth=trial.movie,
@@ -60,6 +61,12 @@ def main() -> None:
     parser.add_argument("--encoders", default="ensemble,oracle")
     parser.add_argument("--clips", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--fractions",
+        default="",
+        help="population curve: comma-separated fractions of neurons (random, seed 0) "
+        "for the first preset with the ensemble, e.g. 0.125,0.25,0.5,1",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench_out"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -92,6 +99,18 @@ def main() -> None:
                     "encoder_frames": runs[0]["encoder_frames"],
                 }
             )
+    curve = []
+    for fraction in [float(f) for f in args.fractions.split(",") if f]:
+        neurons = select_neurons(f"random:{fraction}:0", encoders["ensemble"].unit_ids)
+        config = preset(args.presets.split(",")[0])
+        corr = []
+        for index in clips:
+            result = run_one(
+                encoders["ensemble"], recording.trial(int(index)), config, mask, neurons
+            )
+            corr.append(result["correlation"])
+            print("population", fraction, int(index), result, flush=True)
+        curve.append((fraction, len(neurons), statistics.mean(corr), statistics.stdev(corr)))
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     lines = [
         f"# Reconstruction benchmark ({args.threads} CPU threads, sample mouse, "
@@ -106,6 +125,9 @@ def main() -> None:
             f"| {r['preset']} | {r['encoder']} | {r['clips']} | {r['corr_mean']:.3f} "
             f"+- {r['corr_sd']:.3f} | {r['seconds']:.1f} s | {r['encoder_frames']:,} |"
         )
+    if curve:
+        lines += ["", "| neurons (random, seed 0) | pixel correlation (mean +- sd) |", "|---|---|"]
+        lines += [f"| {f:.1%} ({n}) | {m:.3f} +- {s:.3f} |" for f, n, m, s in curve]
     lines += [
         "",
         f"Peak memory of the benchmark process: {peak_gb:.2f} GB. Scoring mask: "
