@@ -80,7 +80,7 @@ def main() -> None:
     rows = []
     for preset_name in args.presets.split(","):
         config = preset(preset_name)
-        for encoder_name in args.encoders.split(","):
+        for encoder_name in [name for name in args.encoders.split(",") if name]:
             runs = []
             for index in clips:
                 runs.append(
@@ -136,7 +136,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "reconstruct_bench.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    _plot(rows, args.out / "reconstruct_bench.png")
+    if rows:
+        _plot(rows, args.out / "reconstruct_bench.png")
 
 
 def _plot(rows: list[dict], path: Path) -> None:
