@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as serialize_tensors
 
 from napari_movierecon.encoders.base import Encoder
@@ -32,6 +31,7 @@ from napari_movierecon.encoders.ensemble import Ensemble
 from napari_movierecon.encoders.fast import FastEncoder, FastEncoderConfig
 from napari_movierecon.errors import CheckpointError, MovieReconError
 from napari_movierecon.io.atomic import atomic_write, staged_directory
+from napari_movierecon.io.tensor_file import READ_ERRORS, read_tensor_file
 
 FORMAT = "napari-movierecon-encoder"
 FORMAT_VERSION = 1
@@ -76,10 +76,8 @@ def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        tensors, metadata = read_tensor_file(path, "pt")
+    except READ_ERRORS as err:
         raise CheckpointError(
             f"{path}: not a readable safetensors checkpoint (corrupt, truncated or another "
             f"format such as a pickle: {err})"

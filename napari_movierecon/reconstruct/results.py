@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save
 
 from napari_movierecon.errors import MovieReconError
 from napari_movierecon.io.atomic import atomic_write
+from napari_movierecon.io.tensor_file import READ_ERRORS, read_tensor_file
 
 FORMAT = "napari-movierecon-reconstruction"
 FORMAT_VERSION = 1
@@ -65,11 +65,9 @@ def load_reconstruction(path: str | os.PathLike) -> Reconstruction:
     if not path.is_file():
         raise MovieReconError(f"{path}: no such reconstruction file")
     try:
-        with safe_open(str(path), framework="numpy") as handle:
-            metadata = handle.metadata() or {}
-            arrays = {key: handle.get_tensor(key) for key in handle.keys()}
+        arrays, metadata = read_tensor_file(path, "numpy")
         record = json.loads(metadata[METADATA_KEY])
-    except (SafetensorError, OSError, ValueError, KeyError, TypeError) as err:
+    except (*READ_ERRORS, KeyError, TypeError) as err:
         raise MovieReconError(f"{path}: not a readable reconstruction file ({err})") from err
     if record.get("format") != FORMAT or record.get("format_version") != FORMAT_VERSION:
         raise MovieReconError(f"{path}: not a {FORMAT} file of version {FORMAT_VERSION}")
