@@ -4,6 +4,7 @@
     movierecon simulate --movies A.mp4 B.npy --fps 60 --out DIR
     movierecon train --recording sample|DIR --out ENSEMBLE [--members 3]
     movierecon evaluate --recording sample|DIR --encoder ENSEMBLE [--tier final_test_main]
+    movierecon mask --recording sample|DIR --encoder sample|CKPT --out MASK.safetensors
     movierecon reconstruct --recording sample|DIR --trial I --encoder sample|CKPT --out F
     movierecon figures --out docs/figures
     movierecon view            # napari with the plugin and the in-silico sample open
@@ -238,6 +239,27 @@ def _load_mask(path: Path | None):
     return mask.astype(bool)
 
 
+def _masks_for(args: argparse.Namespace, config, frame_shape, recording_name: str):
+    """Update and evaluation masks (H, W) bool or None, and a record of how they were
+    given: ``--mask FILE`` (cut at the config's thresholds) or ``--update-mask`` /
+    ``--eval-mask`` .npy files."""
+    if args.mask is None:
+        record = {
+            "update_mask": None if args.update_mask is None else str(args.update_mask),
+            "eval_mask": None if args.eval_mask is None else str(args.eval_mask),
+        }
+        return _load_mask(args.update_mask), _load_mask(args.eval_mask), record
+    from napari_movierecon.reconstruct.masks import cut_masks
+
+    update, evaluation, record = cut_masks(args.mask, config, frame_shape)
+    if record["estimated_on"] not in (None, recording_name):
+        print(
+            f"warning: {args.mask} was estimated on {record['estimated_on']}, not {recording_name}",
+            file=sys.stderr,
+        )
+    return update, evaluation, record
+
+
 def _check_output(out: Path, overwrite: bool) -> None:
     """Fail before long work if ``out`` cannot be written."""
     import os
@@ -250,19 +272,22 @@ def _check_output(out: Path, overwrite: bool) -> None:
 
 
 def run_reconstruct(args: argparse.Namespace) -> None:
-    import numpy as np
     import torch
 
-    from napari_movierecon.encoders.base import behavior_input
-    from napari_movierecon.encoders.checkpoint import check_neurons
     from napari_movierecon.reconstruct.config import preset
-    from napari_movierecon.reconstruct.engine import reconstruct
-    from napari_movierecon.reconstruct.neurons import encoder_reliability, select_neurons
-    from napari_movierecon.reconstruct.results import Reconstruction, save_reconstruction
+    from napari_movierecon.reconstruct.job import ReconstructionJob
+    from napari_movierecon.reconstruct.neurons import (
+        Population,
+        encoder_reliability,
+        select_neurons,
+    )
+    from napari_movierecon.reconstruct.results import save_reconstruction
     from napari_movierecon.sources import open_encoder, open_recording
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.mask is not None and (args.update_mask is not None or args.eval_mask is not None):
+        raise MovieReconError("--mask cannot be combined with --update-mask or --eval-mask")
     _check_output(args.out, args.overwrite)
     changes = {"device": args.device}
     if args.iterations is not None:
@@ -270,24 +295,23 @@ def run_reconstruct(args: argparse.Namespace) -> None:
     config = preset(args.preset, **changes)
     recording = open_recording(args.recording)
     trial = recording.trial(args.trial)
-    if trial.responses is None:
-        raise MovieReconError(
-            f"{recording.name}: trial {trial.index} ({trial.tier}) has no responses"
-        )
     encoder = open_encoder(args.encoder)
-    check_neurons(encoder, recording.neurons.ids, recording.name)
     neurons = select_neurons(args.neurons, encoder.unit_ids, encoder_reliability(encoder))
-    eval_mask = _load_mask(args.eval_mask)
-    run = reconstruct(
-        encoder,
-        trial.responses,
-        neurons,
-        behavior_input(trial),
-        config,
-        truth=trial.movie,
-        update_mask=_load_mask(args.update_mask),
-        eval_mask=eval_mask,
+    update_mask, eval_mask, mask_record = _masks_for(
+        args, config, encoder.frame_shape, recording.name
     )
+    job = ReconstructionJob(
+        recording=recording,
+        trial=trial,
+        encoder=encoder,
+        encoder_source=str(args.encoder),
+        population=Population(args.neurons, args.neurons, neurons),
+        config=config,
+        update_mask=update_mask,
+        eval_mask=eval_mask,
+        mask_record=mask_record,
+    )
+    run = job.start()
     print(
         f"reconstructing {recording.name} trial {trial.index} ({trial.tier}, {trial.length} "
         f"frames) from {len(neurons)} neurons, preset {args.preset}",
@@ -297,42 +321,68 @@ def run_reconstruct(args: argparse.Namespace) -> None:
     snapshot = None
     for snapshot in run:
         progress(snapshot.iteration, snapshot.iterations)
-    metrics = {
-        "pixel_correlation": snapshot.pixel_correlation,
-        "loss": snapshot.loss,
-        "mask": "evaluation mask" if eval_mask is not None else "full frame",
-        "skipped_frames": snapshot.skip_frames,
-    }
-    record = {
-        "config": config.to_json(),
-        "recording": recording.name,
-        "trial": trial.index,
-        "tier": trial.tier,
-        "encoder": str(args.encoder),
-        "neurons": args.neurons,
-        "n_neurons": len(neurons),
-        "metrics": metrics,
-        "timings": {
-            "seconds": snapshot.elapsed_s,
-            "encoder_frames": snapshot.encoder_frames,
-            "device": args.device,
-            "threads": torch.get_num_threads(),
-        },
-        "torch_version": torch.__version__,
-    }
-    result = Reconstruction(
-        movie=snapshot.movie,
-        neuron_ids=np.asarray(encoder.unit_ids)[neurons],
-        record=record,
-        mask=eval_mask,
-        truth=trial.movie,
-        correlation_map=snapshot.correlation_map,
-        frame_correlation=snapshot.frame_correlation,
-    )
+    result = job.result(snapshot)
     save_reconstruction(result, args.out, overwrite=args.overwrite)
     print(
-        f"pixel correlation {snapshot.pixel_correlation:.4f} ({metrics['mask']}, first "
-        f"{snapshot.skip_frames} frames skipped), {snapshot.elapsed_s:.1f} s; wrote {args.out}"
+        f"pixel correlation {snapshot.pixel_correlation:.4f} ({result.record['metrics']['mask']}, "
+        f"first {snapshot.skip_frames} frames skipped), {snapshot.elapsed_s:.1f} s; "
+        f"wrote {args.out}"
+    )
+
+
+def run_mask(args: argparse.Namespace) -> None:
+    import torch
+
+    from napari_movierecon.encoders.checkpoint import check_neurons
+    from napari_movierecon.reconstruct.masks import (
+        ITERATIONS,
+        coverage_mask,
+        save_mask,
+        transparency_mask,
+    )
+    from napari_movierecon.reconstruct.neurons import encoder_reliability, select_neurons
+    from napari_movierecon.sources import open_encoder, open_recording
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.iterations is not None and args.method != "transparency":
+        raise MovieReconError("--iterations applies to --method transparency only")
+    if args.iterations is not None and args.iterations < 1:
+        raise MovieReconError("--iterations must be >= 1")
+    _check_output(args.out, args.overwrite)
+    recording = open_recording(args.recording)
+    encoder = open_encoder(args.encoder)
+    check_neurons(encoder, recording.neurons.ids, recording.name)
+    neurons = select_neurons(args.neurons, encoder.unit_ids, encoder_reliability(encoder))
+    if args.method == "transparency":
+        iterations = args.iterations or ITERATIONS
+        print(
+            f"transparency mask of {recording.name} from {len(neurons)} neurons: "
+            f"{iterations} iterations on training trials",
+            file=sys.stderr,
+        )
+        mask = transparency_mask(
+            encoder,
+            recording,
+            neurons,
+            iterations=iterations,
+            seed=args.seed,
+            device=args.device,
+            progress=_Progress("iterations"),
+        )
+    else:
+        mask = coverage_mask(
+            encoder, neurons, recording=recording, seed=args.seed, device=args.device
+        )
+    mask.record["encoder"]["argument"] = str(args.encoder)
+    mask.record["neurons"] = args.neurons
+    save_mask(mask, args.out, overwrite=args.overwrite)
+    update, evaluation = mask.update_mask(), mask.eval_mask()
+    print(
+        f"{mask.method} mask: update mask (alpha >= {mask.record['update_threshold']}) "
+        f"{int(update.sum())} px, evaluation mask (alpha >= {mask.record['eval_threshold']}) "
+        f"{int(evaluation.sum())} px of {update.size}; "
+        f"{mask.record['timings']['seconds']:.1f} s; wrote {args.out}"
     )
 
 
@@ -415,11 +465,42 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--iterations", type=int, default=None, help="override the preset's")
     rec.add_argument("--update-mask", type=Path, default=None, help=".npy (H, W) bool")
     rec.add_argument("--eval-mask", type=Path, default=None, help=".npy (H, W) bool")
+    rec.add_argument(
+        "--mask",
+        type=Path,
+        default=None,
+        help="mask file from 'movierecon mask' (update and evaluation masks at the preset's "
+        "thresholds); not with --update-mask/--eval-mask",
+    )
     rec.add_argument("--device", default="cpu", help="cpu or cuda")
     rec.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     rec.add_argument("--out", required=True, type=Path, help="result file (.safetensors)")
     rec.add_argument("--overwrite", action="store_true", help="replace an existing file")
     rec.set_defaults(run=run_reconstruct)
+
+    mask = commands.add_parser(
+        "mask", help="estimate where the neurons look: update and evaluation masks in one file"
+    )
+    mask.add_argument("--recording", required=True, help="Sensorium mouse folder or 'sample'")
+    mask.add_argument("--encoder", required=True, help="checkpoint, ensemble folder or 'sample'")
+    mask.add_argument(
+        "--method",
+        choices=("transparency", "coverage"),
+        default="transparency",
+        help="transparency (the reference's, ~1 min on 2 CPU threads) or coverage (seconds)",
+    )
+    mask.add_argument(
+        "--iterations", type=int, default=None, help="transparency iterations (default 1000)"
+    )
+    mask.add_argument(
+        "--neurons", default="all", help="all | random:F[:SEED] | top:K | ids:PATH (default all)"
+    )
+    mask.add_argument("--seed", type=int, default=0, help="trials, clips and noise movies")
+    mask.add_argument("--device", default="cpu", help="cpu or cuda")
+    mask.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    mask.add_argument("--out", required=True, type=Path, help="mask file (.safetensors)")
+    mask.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    mask.set_defaults(run=run_mask)
 
     view = commands.add_parser("view", help="open napari with the plugin and the in-silico sample")
     view.set_defaults(run=run_view)

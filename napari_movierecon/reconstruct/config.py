@@ -24,6 +24,7 @@ class ReconstructionConfig:
     ``window_frames`` None means one pass over the whole clip. ``ensemble``:
     ``separate`` = each member reconstructs alone and the movies are averaged,
     ``gradient`` = one movie driven by the members' averaged gradients.
+    ``members`` None uses every member of the ensemble, k the first k.
     """
 
     preset: str = "bauer2025"
@@ -42,6 +43,7 @@ class ReconstructionConfig:
     update_mask_threshold: float = 0.5
     eval_mask_threshold: float = 1.0
     ensemble: str = "separate"
+    members: int | None = None
     smoothing_sigma: float = 0.5
     snapshot_every: int = 10
     device: str = "cpu"
@@ -54,6 +56,8 @@ class ReconstructionConfig:
                 problems.append(f"{name} must be >= 1")
         if self.window_frames is not None and self.window_frames < 1:
             problems.append("window_frames must be >= 1 or None (whole clip)")
+        if self.members is not None and self.members < 1:
+            problems.append("members must be >= 1 or None (all)")
         if self.warmup_steps < 0:
             problems.append("warmup_steps must be >= 0")
         if not self.learning_rate > 0:

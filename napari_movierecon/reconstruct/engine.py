@@ -58,14 +58,19 @@ class Snapshot:
     frame_correlation: np.ndarray | None = None
 
 
-def _members(encoder: Encoder | Sequence[Encoder]) -> list[Encoder]:
+def _members(encoder: Encoder | Sequence[Encoder], wanted: int | None) -> list[Encoder]:
     if isinstance(encoder, Ensemble):
-        return list(encoder.members)
-    if isinstance(encoder, Encoder):
-        return [encoder]
-    members = list(encoder)
-    Ensemble(members)  # raises if the members predict different neurons
-    return members
+        members = list(encoder.members)
+    elif isinstance(encoder, Encoder):
+        members = [encoder]
+    else:
+        members = list(encoder)
+        Ensemble(members)  # raises if the members predict different neurons
+    if wanted is not None and wanted > len(members):
+        raise MovieReconError(
+            f"the config asks for {wanted} ensemble members; the encoder has {len(members)}"
+        )
+    return members[:wanted]
 
 
 def _check_inputs(
@@ -151,15 +156,19 @@ def reconstruct(
     truth: np.ndarray | None = None,
     update_mask: np.ndarray | None = None,
     eval_mask: np.ndarray | None = None,
-) -> Generator[Snapshot, None, None]:
+    heartbeat: bool = False,
+) -> Generator[Snapshot | None, None, None]:
     """Check the inputs (raising MovieReconError before any work) and return the
     generator of snapshots; see the module docstring.
+
+    ``heartbeat=True`` also yields None after every member's encoder pass, so an
+    interactive consumer can pause or stop within a fraction of an iteration.
 
     responses (N, T) of all the encoder's neurons (NaN padding removed);
     neurons: indices into them used in the loss; behavior (4, T) fixed;
     truth (T, H, W) 0..255 for metrics only; masks (H, W) bool.
     """
-    members = _members(encoder)
+    members = _members(encoder, config.members)
     frame_shape = tuple(members[0].frame_shape)
     responses = np.asarray(responses, dtype=np.float32)
     neurons = np.asarray(neurons, dtype=np.int64).ravel()
@@ -181,10 +190,12 @@ def reconstruct(
         torch.full((n_frames, *frame_shape), GRAY_LEVEL, device=device) for _ in range(n_movies)
     ]
     optimizers = [_optimizer(config, movie) for movie in movies]
-    return _iterate(config, objectives, movies, optimizers, gradient_mask, truth, eval_mask)
+    return _iterate(
+        config, objectives, movies, optimizers, gradient_mask, truth, eval_mask, heartbeat
+    )
 
 
-def _iterate(config, objectives, movies, optimizers, gradient_mask, truth, eval_mask):
+def _iterate(config, objectives, movies, optimizers, gradient_mask, truth, eval_mask, heartbeat):
     """The optimisation loop (a generator); inputs already checked and on the device."""
     n_frames = movies[0].shape[0]
     skip = max(objective.context for objective in objectives)
@@ -200,6 +211,8 @@ def _iterate(config, objectives, movies, optimizers, gradient_mask, truth, eval_
                 starts.append(objective.starts - objective.context)
                 losses.append(loss)
                 frames_seen += grad.shape[0] * grad.shape[1]
+                if heartbeat:
+                    yield None
             step = combine_window_gradients(
                 torch.cat(grads),
                 np.concatenate(starts),

@@ -6,13 +6,18 @@
     ids:PATH            the unit ids listed in PATH (.npy, or text: one id per line)
 
 Indices returned are positions in the encoder's neuron order, sorted ascending.
+Populations drawn on the cortical map (a polygon, a depth range) come from
+``in_region`` / ``in_depth_range``; a ``Population`` names any selection so a
+run can record it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from skimage.measure import points_in_poly
 
 from napari_movierecon.errors import MovieReconError
 
@@ -85,3 +90,39 @@ def encoder_reliability(encoder) -> np.ndarray | None:
     if not values or any(v is None for v in values):
         return None
     return np.mean(np.asarray(values, dtype=np.float64), axis=0)
+
+
+@dataclass(frozen=True)
+class Population:
+    """A named neuron selection: ``indices`` (n,) int64 ascending positions in the
+    encoder's neuron order; ``spec`` says how it was chosen (recorded with a run)."""
+
+    name: str
+    spec: str
+    indices: np.ndarray
+
+    def __post_init__(self) -> None:
+        indices = np.asarray(self.indices, dtype=np.int64).ravel()
+        if indices.size == 0:
+            raise MovieReconError(f"population {self.name!r} ({self.spec}) has no neuron")
+        object.__setattr__(self, "indices", np.unique(indices))
+
+    def __len__(self) -> int:
+        return int(self.indices.size)
+
+
+def in_region(xy: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """(N,) bool: which of the points ``xy`` (N, 2) lie inside ``polygon`` (K, 2), same units
+    (µm on the cortical map); K >= 3 vertices."""
+    polygon = np.asarray(polygon, dtype=np.float64)
+    if polygon.ndim != 2 or polygon.shape[1] != 2 or len(polygon) < 3:
+        raise MovieReconError(f"a region needs >= 3 (x, y) vertices, got shape {polygon.shape}")
+    return points_in_poly(np.asarray(xy, dtype=np.float64), polygon)
+
+
+def in_depth_range(depth_um: np.ndarray, low: float, high: float) -> np.ndarray:
+    """(N,) bool: neurons with ``low <= depth <= high`` (µm below the surface)."""
+    if not low <= high:
+        raise MovieReconError(f"depth range {low:g}..{high:g} µm is empty (low > high)")
+    depth = np.asarray(depth_um)
+    return (depth >= low) & (depth <= high)
