@@ -1,0 +1,610 @@
+"""Export frames of movie layers to .npy, .tif/.tiff, .mp4 or .gif (core: no napari/Qt).
+
+A *panel* is one layer's frames, already cut to the chosen frame range, plus how
+napari displays it: contrast limits and a colormap lookup table (LUT). The GUI
+turns napari colormaps into LUTs; this module only applies them.
+
+What each format holds:
+
+* ``.npy`` / ``.tif`` / ``.tiff`` with ONE panel: the raw values as float32,
+  shape (T, H*scale, W*scale), in the layer's own units (they read back equal to
+  the layer's frames when ``scale == 1``).
+* ``.npy`` / ``.tif`` / ``.tiff`` with SEVERAL panels: raw values of different
+  layers side by side would mix units, so these hold the *displayed* colours
+  instead: uint8 RGB, shape (T, H', W', 3), panels side by side (see below).
+* ``.mp4`` (H.264, yuv420p, near lossless) and ``.gif``: always the displayed
+  colours, panels side by side.
+
+Displayed frames: each value ``v`` becomes ``x = clip((v - lo) / (hi - lo), 0, 1)``,
+the LUT row ``round(x * (N - 1))`` (N LUT rows) and its colour ``round(255 * c)``.
+Panels are placed left to right with ``GAP_PX`` black columns between them, and
+the whole frame is enlarged ``scale`` times by pixel repetition (nearest
+neighbour), gap included: H' = H*scale, W' = (sum of W + GAP_PX*(n-1))*scale.
+An mp4 adds one black row/column at the bottom/right where H'/W' is odd.
+
+An optional JSON sidecar ``<file>.json`` (e.g. ``movie.mp4.json``) records the
+frame range, panels, limits, fps, scale and whatever the caller passes.
+
+Writes are all-or-nothing: everything goes to temporary siblings first and is
+renamed into place at the end; existing files are never replaced silently.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import operator
+import os
+import secrets
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, NamedTuple
+
+import imageio_ffmpeg
+import numpy as np
+import tifffile
+
+from napari_movierecon.errors import MovieReconError
+
+SUPPORTED_SUFFIXES = (".npy", ".tif", ".tiff", ".mp4", ".gif")
+# Black columns between side-by-side panels (before scaling).
+GAP_PX = 4
+# x264 constant rate factor: 0 is lossless, ~17 is "visually lossless"; 10 keeps
+# smooth 8-bit movies within about one grey level while staying playable everywhere.
+MP4_CRF = 10
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One layer to export.
+
+    frames: (T, H, W) real array, the layer's frames already cut to the frame range
+        (any real dtype; NaN/inf are refused by ``export_frames``).
+    limits: contrast limits (lo, hi) in the units of ``frames``, lo < hi.
+    colormap: (N, 3) or (N, 4) float LUT with values in 0..1 (N >= 2, napari uses
+        256), row 0 for ``lo`` and row N-1 for ``hi``; an alpha column is composited
+        over black, as on napari's black canvas. None means grey.
+    name: the layer's name, for the sidecar and error messages.
+    """
+
+    frames: Any
+    limits: tuple[float, float]
+    colormap: Any = None
+    name: str = ""
+
+
+class _Ready(NamedTuple):
+    """A validated panel: float32 (T, H, W) frames, float limits, (N, 3) uint8 LUT."""
+
+    frames: np.ndarray
+    lo: float
+    hi: float
+    lut: np.ndarray
+    name: str
+    grey: bool
+
+
+# ---------------------------------------------------------------- display
+
+
+def lut_to_uint8(colormap: Any = None) -> np.ndarray:
+    """The (N, 3) uint8 colour table for a colormap LUT (see ``Panel``); None -> 256 greys.
+
+    Raises MovieReconError for a LUT that is not (N >= 2, 3 or 4) with finite values.
+    """
+    if colormap is None:
+        return np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
+    lut = np.asarray(colormap, dtype=np.float64)
+    if lut.ndim != 2 or lut.shape[0] < 2 or lut.shape[1] not in (3, 4):
+        raise MovieReconError(
+            f"colormap: expected an (N, 3) or (N, 4) lookup table with N >= 2, "
+            f"got shape {lut.shape}"
+        )
+    if not np.isfinite(lut).all():
+        raise MovieReconError("colormap: the lookup table holds NaN or infinite values")
+    rgb = lut[:, :3] * lut[:, 3:4] if lut.shape[1] == 4 else lut
+    return np.rint(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def _check_limits(limits: Any) -> tuple[float, float]:
+    """``limits`` as two finite floats lo < hi, or MovieReconError."""
+    try:
+        lo, hi = (float(value) for value in limits)
+    except (TypeError, ValueError) as err:
+        raise MovieReconError(f"contrast limits: expected (lo, hi), got {limits!r}") from err
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise MovieReconError(f"contrast limits: need finite lo < hi, got ({lo}, {hi})")
+    return lo, hi
+
+
+def _lut_rows(values: np.ndarray, lo: float, hi: float, rows: int) -> np.ndarray:
+    """LUT row (intp, same shape as ``values``) of each value; NaN goes to row 0."""
+    x = (np.asarray(values, dtype=np.float64) - lo) / (hi - lo)
+    x = np.nan_to_num(np.clip(x, 0.0, 1.0), nan=0.0)
+    return np.rint(x * (rows - 1)).astype(np.intp)
+
+
+def display_rgb(values: Any, limits: Any, colormap: Any = None) -> np.ndarray:
+    """Displayed colours of ``values`` (any shape S): uint8 array of shape S + (3,).
+
+    ``limits`` = (lo, hi) contrast limits; ``colormap`` a LUT as in ``Panel`` (None
+    for grey, where the three channels equal ``round(255 * clip((v-lo)/(hi-lo)))``).
+    """
+    lo, hi = _check_limits(limits)
+    lut = lut_to_uint8(colormap)
+    return lut[_lut_rows(values, lo, hi, lut.shape[0])]
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _format_of(path: Path) -> str:
+    """The export format ("npy", "tiff", "mp4" or "gif") named by the suffix of ``path``."""
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise MovieReconError(
+            f"{path}: unknown file type {suffix or '(no suffix)'!r}; "
+            f"supported: {', '.join(SUPPORTED_SUFFIXES)}"
+        )
+    return "tiff" if suffix == ".tif" else suffix[1:]
+
+
+def _check_scale(scale: Any) -> int:
+    """``scale`` as an int >= 1 (bools and floats refused)."""
+    if isinstance(scale, bool):
+        raise MovieReconError(f"scale must be an integer >= 1, got {scale!r}")
+    try:
+        value = operator.index(scale)
+    except TypeError as err:
+        raise MovieReconError(f"scale must be an integer >= 1, got {scale!r}") from err
+    if value < 1:
+        raise MovieReconError(f"scale must be an integer >= 1, got {value}")
+    return value
+
+
+def _check_fps(fps: Any) -> float:
+    """``fps`` (frames per second) as a finite float > 0."""
+    try:
+        value = float(fps)
+    except (TypeError, ValueError) as err:
+        raise MovieReconError(f"fps must be a number > 0, got {fps!r}") from err
+    if not (math.isfinite(value) and value > 0):
+        raise MovieReconError(f"fps must be a finite number > 0, got {fps!r}")
+    return value
+
+
+def _check_first_frame(first_frame: Any) -> int:
+    """``first_frame`` as an int >= 0."""
+    try:
+        value = operator.index(first_frame)
+    except TypeError as err:
+        raise MovieReconError(f"first_frame must be an integer, got {first_frame!r}") from err
+    if value < 0:
+        raise MovieReconError(f"first_frame must be >= 0, got {value}")
+    return value
+
+
+def _check_panel(index: int, panel: Panel) -> _Ready:
+    """Validate one panel: (T >= 1, H, W) finite real frames, limits, LUT."""
+    label = f"panel {index} ({panel.name!r})" if panel.name else f"panel {index}"
+    frames = np.asarray(panel.frames)
+    if frames.dtype != np.bool_ and (
+        not np.issubdtype(frames.dtype, np.number) or np.iscomplexobj(frames)
+    ):
+        raise MovieReconError(f"{label}: frames must be real numbers, got dtype {frames.dtype}")
+    if frames.ndim != 3:
+        raise MovieReconError(f"{label}: frames must be (T, H, W), got shape {frames.shape}")
+    if 0 in frames.shape:
+        raise MovieReconError(f"{label}: no frames to export (shape {frames.shape})")
+    frames = frames.astype(np.float32, copy=False)
+    if not np.isfinite(frames).all():
+        raise MovieReconError(f"{label}: frames hold NaN or infinite values")
+    try:
+        lo, hi = _check_limits(panel.limits)
+        lut = lut_to_uint8(panel.colormap)
+    except MovieReconError as err:
+        raise MovieReconError(f"{label}: {err}") from err
+    return _Ready(frames, lo, hi, lut, str(panel.name), panel.colormap is None)
+
+
+def _check_panels(panels: Sequence[Panel]) -> list[_Ready]:
+    """Validate all panels and that they share T and H."""
+    panels = list(panels)
+    if not panels:
+        raise MovieReconError("nothing to export: the list of panels is empty")
+    ready = [_check_panel(index, panel) for index, panel in enumerate(panels)]
+    first = ready[0].frames.shape
+    for index, panel in enumerate(ready[1:], start=1):
+        t, h, _ = panel.frames.shape
+        if (t, h) != first[:2]:
+            raise MovieReconError(
+                f"panel {index} ({panel.name!r}): {t} frames of height {h}, but panel 0 "
+                f"has {first[0]} frames of height {first[1]}; panels side by side need "
+                "the same number of frames and the same height"
+            )
+    return ready
+
+
+def _sidecar_path(path: Path) -> Path:
+    """``movie.mp4`` -> ``movie.mp4.json``."""
+    return path.with_name(path.name + ".json")
+
+
+def _check_destination(targets: Sequence[Path], overwrite: bool) -> None:
+    """Refuse existing targets without ``overwrite`` and folders that cannot be written."""
+    folder = targets[0].parent
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise MovieReconError(f"{folder}: cannot write here, the folder {what}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise MovieReconError(f"{folder}: cannot write here, the folder is not writable")
+    for target in targets:
+        if target.is_dir():
+            raise MovieReconError(f"{target}: is a folder")
+        if not overwrite and (target.exists() or target.is_symlink()):
+            raise MovieReconError(f"{target}: already exists; pass overwrite=True to replace it")
+
+
+# ---------------------------------------------------------------- frames
+
+
+def _upscale(array: np.ndarray, scale: int, axes: tuple[int, int]) -> np.ndarray:
+    """``array`` enlarged ``scale`` times along ``axes`` by pixel repetition."""
+    if scale == 1:
+        return array
+    return np.repeat(np.repeat(array, scale, axis=axes[0]), scale, axis=axes[1])
+
+
+def _frame(ready: Sequence[_Ready], t: int, scale: int) -> np.ndarray:
+    """Displayed frame ``t``: (H*scale, W'*scale, 3) uint8, panels side by side."""
+    parts = []
+    for index, panel in enumerate(ready):
+        if index:
+            parts.append(np.zeros((panel.frames.shape[1], GAP_PX, 3), dtype=np.uint8))
+        rows = _lut_rows(panel.frames[t], panel.lo, panel.hi, panel.lut.shape[0])
+        parts.append(panel.lut[rows])
+    return _upscale(np.concatenate(parts, axis=1), scale, (0, 1))
+
+
+def _frames(ready: Sequence[_Ready], scale: int) -> Iterator[np.ndarray]:
+    """All displayed frames, one (H', W', 3) uint8 array at a time."""
+    for t in range(ready[0].frames.shape[0]):
+        yield _frame(ready, t, scale)
+
+
+def _displayed_size(ready: Sequence[_Ready], scale: int) -> tuple[int, int]:
+    """(H', W') of the displayed frames in pixels."""
+    height = ready[0].frames.shape[1]
+    width = sum(panel.frames.shape[2] for panel in ready) + GAP_PX * (len(ready) - 1)
+    return height * scale, width * scale
+
+
+def _data_array(ready: Sequence[_Ready], scale: int) -> np.ndarray:
+    """What .npy/.tiff hold: raw float32 (T, H', W') for one panel, else RGB uint8."""
+    if len(ready) == 1:
+        return _upscale(ready[0].frames, scale, (1, 2))
+    return np.stack(list(_frames(ready, scale)))
+
+
+def _pad_even(frame: np.ndarray) -> np.ndarray:
+    """``frame`` (H, W, 3) with a black row/column added where H/W is odd."""
+    height, width = frame.shape[:2]
+    if height % 2 == 0 and width % 2 == 0:
+        return frame
+    return np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)))
+
+
+def _gif_delay_cs(fps: float) -> int:
+    """GIF frame delay in hundredths of a second (the format's unit) closest to 1/fps."""
+    return max(1, round(100.0 / fps))
+
+
+# ---------------------------------------------------------------- writers
+
+
+def _temp_sibling(path: Path) -> Path:
+    """A fresh name next to ``path`` with the same suffix: ``<stem>.tmp-<hex><suffix>``."""
+    return path.with_name(f"{path.stem}.tmp-{secrets.token_hex(4)}{path.suffix}")
+
+
+def _write_file(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Create the new file ``path``, fill it with ``write(handle)``, flush and fsync."""
+    with open(path, "xb") as handle:
+        write(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _write_npy(path: Path, ready: Sequence[_Ready], scale: int, fps: float) -> None:
+    data = _data_array(ready, scale)
+    _write_file(path, lambda handle: np.save(handle, data, allow_pickle=False))
+
+
+def _write_tiff(path: Path, ready: Sequence[_Ready], scale: int, fps: float) -> None:
+    data = _data_array(ready, scale)
+    photometric = "minisblack" if data.ndim == 3 else "rgb"
+    _write_file(path, lambda handle: tifffile.imwrite(handle, data, photometric=photometric))
+
+
+def _palette_image(rgb: np.ndarray):
+    """``rgb`` (H, W, 3) uint8 as a Pillow "P" image: exact when it has <= 256 colours,
+    otherwise quantised (median cut, no dithering)."""
+    from PIL import Image
+
+    height, width = rgb.shape[:2]
+    packed = (
+        (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
+    )
+    colours, index = np.unique(packed.ravel(), return_inverse=True)
+    if colours.size > 256:
+        return Image.fromarray(rgb).quantize(
+            256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+        )
+    palette = np.stack([colours >> 16, (colours >> 8) & 255, colours & 255], axis=1)
+    image = Image.frombytes("P", (width, height), index.astype(np.uint8).tobytes())
+    image.putpalette(palette.astype(np.uint8).tobytes())
+    return image
+
+
+def _gif_stream(handle: BinaryIO, frames: Iterator[np.ndarray], delay_cs: int) -> None:
+    """Write an endlessly looping GIF, one full frame with its own palette per frame.
+
+    Pillow's ``save_all`` merges identical consecutive frames into one longer frame;
+    writing frame by frame keeps exactly one GIF frame per movie frame.
+    """
+    from PIL import GifImagePlugin
+
+    delay_ms = delay_cs * 10
+    for index, rgb in enumerate(frames):
+        image = _palette_image(rgb)
+        if index == 0:
+            header, _ = GifImagePlugin.getheader(image, info={"loop": 0, "duration": delay_ms})
+            handle.writelines(header)
+        handle.writelines(
+            GifImagePlugin.getdata(image, duration=delay_ms, include_color_table=True)
+        )
+    handle.write(b";")
+
+
+def _write_gif(path: Path, ready: Sequence[_Ready], scale: int, fps: float) -> None:
+    delay = _gif_delay_cs(fps)
+    _write_file(path, lambda handle: _gif_stream(handle, _frames(ready, scale), delay))
+
+
+def _write_mp4(path: Path, ready: Sequence[_Ready], scale: int, fps: float) -> None:
+    """H.264 (libx264, yuv420p, crf ``MP4_CRF``) written by ffmpeg to the file ``path``."""
+    height, width = _displayed_size(ready, scale)
+    writer = imageio_ffmpeg.write_frames(
+        str(path),
+        (width + width % 2, height + height % 2),
+        pix_fmt_in="rgb24",
+        pix_fmt_out="yuv420p",
+        fps=fps,
+        codec="libx264",
+        quality=None,
+        macro_block_size=1,
+        ffmpeg_log_level="error",
+        output_params=["-crf", str(MP4_CRF), "-preset", "medium", "-movflags", "+faststart"],
+    )
+    writer.send(None)
+    try:
+        for frame in _frames(ready, scale):
+            writer.send(np.ascontiguousarray(_pad_even(frame)))
+    finally:
+        writer.close()
+
+
+_WRITERS = {"npy": _write_npy, "tiff": _write_tiff, "gif": _write_gif, "mp4": _write_mp4}
+
+
+# ---------------------------------------------------------------- sidecar
+
+
+def _plain(value: Any, where: str = "record") -> Any:
+    """``value`` as plain JSON data: numpy scalars/arrays, paths and tuples converted,
+    NaN/inf as null; anything else unknown raises MovieReconError naming ``where``."""
+    if isinstance(value, dict):
+        return {str(key): _plain(item, f"{where}[{key!r}]") for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist(), where)
+    if isinstance(value, np.generic):
+        return _plain(value.item(), where)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (str, int)):
+        return value
+    raise MovieReconError(
+        f"{where}: a {type(value).__name__} cannot be written to the JSON sidecar"
+    )
+
+
+def _sidecar_text(
+    path: Path,
+    fmt: str,
+    ready: Sequence[_Ready],
+    fps: float,
+    scale: int,
+    first_frame: int,
+    record: dict,
+) -> str:
+    """The JSON sidecar describing the export of ``ready`` to ``path``."""
+    from napari_movierecon import __version__
+
+    count = ready[0].frames.shape[0]
+    raw = fmt in ("npy", "tiff") and len(ready) == 1
+    height, width = _displayed_size(ready, scale)
+    if fmt == "mp4":
+        height, width = height + height % 2, width + width % 2
+    export = {
+        "file": path.name,
+        "format": fmt,
+        "content": "raw float32 values" if raw else "displayed RGB uint8",
+        "frames": {"start": first_frame, "stop": first_frame + count, "count": count},
+        "fps": fps,
+        "scale": scale,
+        "height": height,
+        "width": width,
+        "gap_px": GAP_PX if len(ready) > 1 else 0,
+        "panels": [
+            {
+                "name": panel.name,
+                "contrast_limits": [panel.lo, panel.hi],
+                "colormap": "gray" if panel.grey else f"lookup table ({panel.lut.shape[0]})",
+                "height": int(panel.frames.shape[1]),
+                "width": int(panel.frames.shape[2]),
+            }
+            for panel in ready
+        ],
+        "napari_movierecon_version": __version__,
+    }
+    if fmt == "gif":
+        export["gif_frame_delay_ms"] = _gif_delay_cs(fps) * 10
+    if fmt == "mp4":
+        export["mp4"] = {"codec": "libx264", "pix_fmt": "yuv420p", "crf": MP4_CRF}
+    if not isinstance(record, dict):
+        raise MovieReconError(f"record must be a dict, got {type(record).__name__}")
+    text = json.dumps({"export": export, "record": _plain(record)}, indent=1, allow_nan=False)
+    return text + "\n"
+
+
+# ---------------------------------------------------------------- commit
+
+
+def _discard(path: Path) -> None:
+    """Remove a temporary file if it is there."""
+    with suppress(OSError):
+        path.unlink(missing_ok=True)
+
+
+def _commit(moves: Sequence[tuple[Path, Path]], overwrite: bool) -> None:
+    """Rename each (temporary, final) pair into place, all or none.
+
+    Existing finals are set aside as ``.old`` siblings first and restored if any
+    rename fails; without ``overwrite`` a final that appeared meanwhile is refused.
+    """
+    if not overwrite:
+        _check_destination([final for _, final in moves], overwrite=False)
+    done: list[tuple[Path, Path | None]] = []
+    try:
+        for tmp, final in moves:
+            backup = None
+            if final.exists() or final.is_symlink():
+                backup = final.with_name(f"{final.name}.old-{secrets.token_hex(4)}")
+                os.replace(final, backup)
+            done.append((final, backup))
+            os.replace(tmp, final)
+    except BaseException:
+        for final, backup in reversed(done):
+            with suppress(OSError):
+                if backup is not None:
+                    os.replace(backup, final)
+                else:
+                    final.unlink(missing_ok=True)
+        raise
+    for _, backup in done:
+        if backup is not None:
+            _discard(backup)
+
+
+# ---------------------------------------------------------------- public API
+
+
+def export_frames(
+    panels: Sequence[Panel],
+    path: str | os.PathLike,
+    fps: float = 30.0,
+    scale: int = 1,
+    record: dict | None = None,
+    overwrite: bool = False,
+    first_frame: int = 0,
+) -> list[Path]:
+    """Write ``panels`` (left to right) to ``path``; the suffix picks the format.
+
+    See the module docstring for what each format holds. ``fps``: frames per second
+    of mp4/gif (GIF delays are whole hundredths of a second, so 30 fps plays at
+    ~33.3); recorded for npy/tiff. ``scale``: integer enlargement >= 1 by pixel
+    repetition. ``record``: when not None, a dict (config, population, metrics...)
+    written with the export settings to the JSON sidecar ``<path>.json`` under
+    "record" (NaN becomes null). ``first_frame``: index of the panels' first frame
+    in the layers, recorded as the frame range [first_frame, first_frame + T).
+
+    Nothing is replaced unless ``overwrite``; the media file and the sidecar are
+    written to temporary siblings and renamed into place together at the end.
+    Returns the written paths (media first, then the sidecar if any). Raises
+    MovieReconError for bad input, existing files, unwritable folders or a failed
+    encode, leaving no partial file behind.
+    """
+    path = Path(path)
+    fmt = _format_of(path)
+    scale, fps = _check_scale(scale), _check_fps(fps)
+    first_frame = _check_first_frame(first_frame)
+    targets = [path] if record is None else [path, _sidecar_path(path)]
+    _check_destination(targets, overwrite)
+    ready = _check_panels(panels)
+    sidecar = None
+    if record is not None:
+        sidecar = _sidecar_text(path, fmt, ready, fps, scale, first_frame, record)
+
+    temps: list[Path] = []
+    try:
+        temps.append(_temp_sibling(path))
+        _WRITERS[fmt](temps[0], ready, scale, fps)
+        if sidecar is not None:
+            temps.append(_temp_sibling(targets[1]))
+            _write_file(temps[1], lambda handle: handle.write(sidecar.encode("utf-8")))
+        _commit(list(zip(temps, targets, strict=True)), overwrite)
+    except (OSError, RuntimeError, ValueError) as err:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else err
+        raise MovieReconError(f"{path}: cannot save ({reason})") from err
+    finally:
+        for tmp in temps:
+            _discard(tmp)
+    return targets
+
+
+def read_frames(path: str | os.PathLike) -> np.ndarray:
+    """Read a file written by ``export_frames``.
+
+    .npy/.tif/.tiff: the stored array as is ((T, H, W) float32 for one panel,
+    (T, H, W, 3) uint8 RGB for several). .mp4/.gif: (T, H, W, 3) uint8 RGB.
+    Raises MovieReconError naming ``path`` if it is missing or unreadable.
+    """
+    path = Path(path)
+    fmt = _format_of(path)
+    if not path.is_file():
+        raise MovieReconError(f"{path}: no such file")
+    readers = {"npy": _read_npy, "tiff": tifffile.imread, "gif": _read_gif, "mp4": _read_mp4}
+    try:
+        return readers[fmt](path)
+    except (OSError, RuntimeError, ValueError, EOFError) as err:
+        raise MovieReconError(f"{path}: cannot read ({err})") from err
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    return np.load(path, allow_pickle=False)
+
+
+def _read_gif(path: Path) -> np.ndarray:
+    """All frames of a GIF as (T, H, W, 3) uint8 RGB."""
+    from PIL import Image, ImageSequence
+
+    with Image.open(path) as image:
+        frames = [np.asarray(frame.convert("RGB")) for frame in ImageSequence.Iterator(image)]
+    return np.stack(frames)
+
+
+def _read_mp4(path: Path) -> np.ndarray:
+    """All frames of a video as (T, H, W, 3) uint8 RGB, decoded by ffmpeg."""
+    reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
+    try:
+        width, height = next(reader)["size"]
+        frames = [np.frombuffer(buffer, np.uint8).reshape(height, width, 3) for buffer in reader]
+    finally:
+        reader.close()
+    return np.stack(frames)
