@@ -1,5 +1,5 @@
 # The README's two commands: `make run` and `make test`. Both set up first.
-.PHONY: setup run test lint bench figures
+.PHONY: setup run test lint bench figures screenshots
 
 setup:
 	@bash scripts/setup.sh
@@ -16,7 +16,11 @@ lint: setup
 figures: setup
 	.venv/bin/movierecon figures --out docs/figures
 
+screenshots: setup
+	.venv/bin/python scripts/screenshots.py --out docs/figures
+
 bench: setup
 	.venv/bin/python -m benchmarks.insilico_bench
 	.venv/bin/python -m benchmarks.encoder_bench --encoder napari_movierecon/sample_data/encoder/member_0.safetensors
 	.venv/bin/python -m benchmarks.reconstruct_bench --presets fast --clips 5 --fractions 0.125,0.25,0.5,1
+	.venv/bin/python -m benchmarks.napari_bench --repeats 3

@@ -1,0 +1,217 @@
+"""Dock widget: choose the neurons whose activity drives a reconstruction.
+
+The neurons are a Points layer at their cortical (x, y) positions coloured by the
+encoder's reliability; the chosen ones keep their colour, the others turn pale, and
+the count updates as the choice changes. Modes: all, random fraction (seeded),
+top-k most reliable, a region drawn on the map (Shapes layer), a depth range.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from napari.utils.colormaps import ensure_colormap
+from qtpy.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QStackedWidget,
+    QWidget,
+)
+
+from napari_movierecon._napari.layers import neuron_map_layer
+from napari_movierecon._napari.session import TAG, find_layer, session_for
+from napari_movierecon.errors import MovieReconError
+from napari_movierecon.reconstruct.neurons import (
+    Population,
+    in_depth_range,
+    in_region,
+    select_neurons,
+)
+
+MODES = ("all", "random fraction", "top-k reliable", "region on map", "depth range")
+UNCHOSEN_RGBA = (0.75, 0.75, 0.75, 0.25)
+
+
+def _form(*rows) -> QWidget:
+    page = QWidget()
+    form = QFormLayout(page)
+    form.setContentsMargins(0, 0, 0, 0)
+    for label, widget in rows:
+        form.addRow(label, widget)
+    return page
+
+
+class PopulationWidget(QWidget):
+    """Picks ``session.population`` live; an empty choice sets it to None with a message."""
+
+    def __init__(self, napari_viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.session = session_for(napari_viewer)
+        self.mode = QComboBox()
+        self.mode.addItems(MODES)
+        self.fraction = QDoubleSpinBox(decimals=3, minimum=0.0, maximum=1.0, singleStep=0.05)
+        self.fraction.setValue(0.25)
+        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1)
+        self.top_k = QSpinBox(minimum=0, maximum=10**6)
+        self.top_k.setValue(1000)
+        self.draw_button = QPushButton("Draw a region on the map")
+        self.depth_low = QDoubleSpinBox(minimum=-1e4, maximum=1e4, suffix=" µm")
+        self.depth_high = QDoubleSpinBox(minimum=-1e4, maximum=1e4, suffix=" µm")
+        self.depth_low.setValue(200.0)
+        self.depth_high.setValue(300.0)
+        self.name = QLineEdit()
+        self.name.setPlaceholderText("name (default: how it was chosen)")
+        self.count = QLabel("no recording open")
+        self.count.setWordWrap(True)
+
+        self.pages = QStackedWidget()
+        self.pages.addWidget(QWidget())
+        self.pages.addWidget(_form(("fraction", self.fraction), ("seed", self.seed)))
+        self.pages.addWidget(_form(("k", self.top_k)))
+        self.pages.addWidget(self.draw_button)
+        self.pages.addWidget(_form(("from", self.depth_low), ("to", self.depth_high)))
+
+        form = QFormLayout(self)
+        form.addRow("mode", self.mode)
+        form.addRow(self.pages)
+        form.addRow("name", self.name)
+        form.addRow(self.count)
+
+        self.mode.currentIndexChanged.connect(self.pages.setCurrentIndex)
+        for signal in (
+            self.mode.currentIndexChanged,
+            self.fraction.valueChanged,
+            self.seed.valueChanged,
+            self.top_k.valueChanged,
+            self.depth_low.valueChanged,
+            self.depth_high.valueChanged,
+            self.name.textChanged,
+        ):
+            signal.connect(self.update_population)
+        self.draw_button.clicked.connect(self._start_drawing)
+        self.session.recording_changed.connect(self._recording_changed)
+        self._region_layer = None
+        if self.session.recording is not None:
+            self._recording_changed()
+
+    # -- the neurons layer ---------------------------------------------------------
+    def _recording_changed(self) -> None:
+        recording = self.session.recording
+        data, kwargs, _ = neuron_map_layer(
+            recording.neurons, self.session.reliability, self.session.recording_source
+        )
+        layer = find_layer(self.viewer, "neurons")
+        if layer is None or len(layer.data) != len(data):
+            if layer is not None:
+                self.viewer.layers.remove(layer)
+            layer = self.viewer.add_points(data, **kwargs)
+        self._colours = self._base_colours()
+        self.top_k.setMaximum(len(recording.neurons))
+        self.update_population()
+
+    def _neurons_layer(self):
+        return find_layer(self.viewer, "neurons")
+
+    def _base_colours(self) -> np.ndarray:
+        """(N, 4) RGBA by reliability (or depth), the colour of chosen neurons."""
+        reliability = self.session.reliability
+        values = (
+            reliability if reliability is not None else self.session.recording.neurons.xyz[:, 2]
+        )
+        values = np.asarray(values, dtype=np.float64)
+        low, high = np.percentile(values, [1, 99])
+        scaled = np.clip((values - low) / max(high - low, 1e-9), 0, 1)
+        return ensure_colormap("viridis").map(scaled)
+
+    # -- choosing ------------------------------------------------------------------
+    def chosen(self) -> tuple[np.ndarray, str]:
+        """Indices (ascending) of the chosen neurons and a spec naming the choice."""
+        recording = self.session.recording
+        neurons = recording.neurons
+        mode = self.mode.currentText()
+        if mode == "all":
+            return np.arange(len(neurons)), "all"
+        if mode == "random fraction":
+            spec = f"random:{self.fraction.value():g}:{self.seed.value()}"
+            return select_neurons(spec, neurons.ids), spec
+        if mode == "top-k reliable":
+            spec = f"top:{self.top_k.value()}"
+            return select_neurons(spec, neurons.ids, self.session.reliability), spec
+        if mode == "depth range":
+            low, high = self.depth_low.value(), self.depth_high.value()
+            inside = in_depth_range(neurons.xyz[:, 2], low, high)
+            return np.flatnonzero(inside), f"depth:{low:g}-{high:g}um"
+        polygon = self._region_polygon()
+        if polygon is None:
+            raise MovieReconError("draw a region (polygon) on the neuron map first")
+        inside = in_region(neurons.xyz[:, :2], polygon)
+        return np.flatnonzero(inside), f"region:{len(polygon)} vertices"
+
+    def update_population(self, *_) -> None:
+        """Recompute the choice, highlight it, count it, publish it to the session."""
+        if self.session.recording is None:
+            return
+        total = len(self.session.recording.neurons)
+        try:
+            indices, spec = self.chosen()
+            population = Population(self.name.text().strip() or spec, spec, indices)
+        except MovieReconError as err:
+            self.count.setText(f"<font color='#e05050'>{err}</font>")
+            self._highlight(np.zeros(total, bool))
+            self.session.set_population(None)
+            return
+        mask = np.zeros(total, bool)
+        mask[population.indices] = True
+        self._highlight(mask)
+        self.count.setText(f"{len(population)} of {total} neurons chosen ({population.name})")
+        self.session.set_population(population)
+
+    def _highlight(self, chosen: np.ndarray) -> None:
+        layer = self._neurons_layer()
+        if layer is None or len(layer.data) != len(chosen):
+            return
+        colours = np.where(chosen[:, None], self._colours, UNCHOSEN_RGBA)
+        layer.face_color = colours
+        layer.refresh()
+
+    # -- drawing a region -----------------------------------------------------------
+    def _start_drawing(self) -> None:
+        layer = self._region()
+        self.viewer.layers.selection.active = layer
+        layer.mode = "add_polygon"
+
+    def _region(self):
+        """The Shapes layer holding the region, in the neuron map's coordinates."""
+        if self._region_layer is None or self._region_layer not in self.viewer.layers:
+            points = self._neurons_layer()
+            self._region_layer = self.viewer.add_shapes(
+                name="population region",
+                ndim=2,
+                scale=points.scale,
+                translate=points.translate,
+                face_color=[1, 1, 1, 0.1],
+                edge_color="white",
+                edge_width=3,
+                metadata={TAG: {"role": "region"}},
+            )
+            self._region_layer.events.data.connect(self._region_edited)
+        return self._region_layer
+
+    def _region_edited(self, *_) -> None:
+        if self.mode.currentText() != "region on map":
+            self.mode.setCurrentText("region on map")
+        else:
+            self.update_population()
+
+    def _region_polygon(self) -> np.ndarray | None:
+        """The last drawn shape's vertices as cortical (x, y) µm, or None."""
+        layer = self._region_layer
+        if layer is None or layer not in self.viewer.layers or not len(layer.data):
+            return None
+        vertices = np.asarray(layer.data[-1])[:, -2:]  # (y, x) in the map's data units (µm)
+        return vertices[:, ::-1]

@@ -1,0 +1,81 @@
+"""What the dock widgets of one viewer share: the open recording and encoder, the
+shown trial, the chosen population, and the runs. Widgets talk through its
+psygnal signals, never to each other.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+from psygnal import Signal
+
+from napari_movierecon.reconstruct.neurons import Population, encoder_reliability
+from napari_movierecon.recording import Recording, Trial
+
+# Layer metadata key under which this plugin tags the layers it owns or reads.
+TAG = "movierecon"
+GAP_PX = 4.0
+
+
+class Session:
+    """Evented state of the plugin in one viewer (all access from the Qt thread)."""
+
+    recording_changed = Signal()
+    trial_changed = Signal()
+    population_changed = Signal()
+    run_started = Signal(object)
+
+    def __init__(self) -> None:
+        self.recording: Recording | None = None
+        self.recording_source: str | None = None
+        self.encoder = None
+        self.encoder_source: str | None = None
+        self.reliability: np.ndarray | None = None
+        self.trial: Trial | None = None
+        self.population: Population | None = None
+        self.runs: list = []  # RunView objects, oldest first
+
+    def set_recording(self, recording: Recording, source: str, encoder, encoder_source: str):
+        self.recording, self.recording_source = recording, source
+        self.encoder, self.encoder_source = encoder, encoder_source
+        self.reliability = encoder_reliability(encoder)
+        self.trial = None
+        self.recording_changed.emit()
+
+    def set_trial(self, trial: Trial) -> None:
+        self.trial = trial
+        self.trial_changed.emit()
+
+    def set_population(self, population: Population | None) -> None:
+        self.population = population
+        self.population_changed.emit()
+
+    def add_run(self, run) -> None:
+        self.runs.append(run)
+        self.run_started.emit(run)
+
+
+_SESSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def session_for(viewer) -> Session:
+    """The one Session of ``viewer`` (created on first use)."""
+    if viewer not in _SESSIONS:
+        _SESSIONS[viewer] = Session()
+    return _SESSIONS[viewer]
+
+
+def panel_translate(row: int, column: int, frame_shape: tuple[int, int]) -> tuple[float, float]:
+    """(y, x) offset in screen pixels of the panel at ``row``, ``column`` of the side-by-side
+    layout: column 0 ground truth, 1 reconstruction, 2 correlation map; one row per run."""
+    height, width = frame_shape
+    return row * (height + GAP_PX), column * (width + GAP_PX)
+
+
+def find_layer(viewer, role: str):
+    """The first layer this plugin tagged with ``role`` ("truth", "neurons"), or None."""
+    for layer in viewer.layers:
+        if layer.metadata.get(TAG, {}).get("role") == role:
+            return layer
+    return None

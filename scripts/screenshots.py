@@ -1,0 +1,65 @@
+"""The README's screenshots of the real napari window (``make screenshots``).
+
+Opens napari with the plugin and the in-silico sample, runs the ``fast`` preset from
+all neurons, then from a region drawn on the cortical map, and saves the full window
+at each step to docs/figures/napari_*.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from napari_movierecon._napari.headless import virtual_display
+
+
+def _finish(run) -> None:
+    from qtpy.QtCore import QEventLoop
+
+    loop = QEventLoop()
+    run.worker.finished.connect(loop.quit)
+    loop.exec()
+
+
+def _settle(milliseconds: int = 500) -> None:
+    from qtpy.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    QTimer.singleShot(milliseconds, loop.quit)
+    loop.exec()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("docs/figures"))
+    parser.add_argument("--iterations", type=int, default=40)
+    args = parser.parse_args()
+    with virtual_display():
+        import napari
+
+        from napari_movierecon._napari.launch import open_ready, wait_ready
+
+        viewer = napari.Viewer(title="napari-movierecon")
+        viewer.window._qt_window.resize(1600, 1000)
+        widgets = open_ready(viewer)
+        wait_ready(widgets)
+        _settle()
+        viewer.screenshot(args.out / "napari_ready.png", canvas_only=False, flash=False)
+
+        run_widget, picker = widgets["Reconstruction"], widgets["Neuron population"]
+        run_widget.editor.editors["iterations"].setValue(args.iterations)
+        _finish(run_widget.start_run())
+        picker.name.setText("lateral third")
+        picker.mode.setCurrentText("region on map")
+        picker._region().add_polygons([np.array([[0, 0], [0, 330], [800, 330], [800, 0]], float)])
+        _finish(run_widget.start_run())
+        viewer.dims.set_current_step(0, 150)
+        _settle()
+        viewer.screenshot(args.out / "napari_two_runs.png", canvas_only=False, flash=False)
+        viewer.close()
+
+
+if __name__ == "__main__":
+    main()
