@@ -17,7 +17,10 @@ figures: setup
 	.venv/bin/movierecon figures --out docs/figures
 
 screenshots: setup
-	.venv/bin/python scripts/screenshots.py --out docs/figures
+	mkdir -p bench_out
+	test -f bench_out/coverage_mask.safetensors || .venv/bin/movierecon mask --recording sample \
+		--encoder sample --method coverage --out bench_out/coverage_mask.safetensors
+	.venv/bin/python scripts/screenshots.py --out docs/figures --mask bench_out/coverage_mask.safetensors
 
 bench: setup
 	.venv/bin/python -m benchmarks.insilico_bench

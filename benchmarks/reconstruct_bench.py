@@ -6,10 +6,15 @@ oracle as the upper bound with the same protocol), reconstructs the first
 masked pixel correlation (mean +- sd), wall time per clip, frames pushed
 through the encoder, and the process's peak memory. Scoring mask: screen
 pixels inside >= 1 % of the population's 2-sigma receptive fields (in-silico
-ground truth, used for scoring only). Writes a Markdown table and a PNG of
-correlation against wall time to ``--out``.
+ground truth, used for scoring only), or with ``--mask FILE`` the reference's
+way: a mask file estimated on training trials (``movierecon mask``) whose
+update mask drives every run and whose evaluation mask scores it. Writes a
+Markdown table and a PNG of correlation against wall time to ``--out``.
 
     python -m benchmarks.reconstruct_bench --presets fast --clips 5 --fractions 0.125,0.25,0.5,1
+    movierecon mask --recording sample --encoder sample --out bench_out/mask.safetensors
+    python -m benchmarks.reconstruct_bench --presets fast,bauer2025 \
+        --mask bench_out/mask.safetensors
 """
 
 from __future__ import annotations
@@ -30,11 +35,12 @@ from napari_movierecon.insilico.figures import COVERAGE_MIN_FRACTION, coverage_m
 from napari_movierecon.insilico.simulate import SimulatedRecording
 from napari_movierecon.reconstruct.config import preset
 from napari_movierecon.reconstruct.engine import reconstruct
+from napari_movierecon.reconstruct.masks import cut_masks
 from napari_movierecon.reconstruct.neurons import select_neurons
 from napari_movierecon.sources import open_encoder
 
 
-def run_one(encoder, trial, config, mask, neurons=None) -> dict:
+def run_one(encoder, trial, config, mask, neurons=None, update_mask=None) -> dict:
     started = time.perf_counter()
     run = reconstruct(
         encoder,
@@ -43,6 +49,7 @@ def run_one(encoder, trial, config, mask, neurons=None) -> dict:
         behavior_input(trial),
         config,
         truth=trial.movie,
+        update_mask=update_mask,
         eval_mask=mask,
     )
     snapshot = deque(run, maxlen=1)[0]  # run to the end, keep the last snapshot
@@ -67,25 +74,46 @@ def main() -> None:
         help="population curve: comma-separated fractions of neurons (random, seed 0) "
         "for the first preset with the ensemble, e.g. 0.125,0.25,0.5,1",
     )
+    parser.add_argument(
+        "--mask",
+        type=Path,
+        default=None,
+        help="mask file (movierecon mask, training trials only): its update mask drives "
+        "every run and its evaluation mask scores it, instead of the RF-coverage mask",
+    )
+    parser.add_argument(
+        "--trials", default="", help="comma-separated test trials (default: the first --clips)"
+    )
     parser.add_argument("--out", type=Path, default=Path("bench_out"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     recording = SimulatedRecording()
     mouse = recording.mouse
-    coverage = coverage_map(mouse.params, mouse.model.screen)
-    mask = coverage >= COVERAGE_MIN_FRACTION * len(mouse.neurons.ids)
     encoders = {"ensemble": open_encoder("sample"), "oracle": OracleEncoder(mouse.model)}
-    clips = recording.trials_in("final_test_main")[: args.clips]
+    if args.mask is None:
+        coverage = coverage_map(mouse.params, mouse.model.screen)
+        mask = coverage >= COVERAGE_MIN_FRACTION * len(mouse.neurons.ids)
+        update_mask, mask_text = None, "RF coverage >= 1 % of neurons, no update mask"
+    else:
+        update_mask, mask, _ = cut_masks(args.mask, preset("fast"), recording.frame_shape)
+        mask_text = f"evaluation mask of {args.mask}; update mask {int(update_mask.sum())} px"
+    clips = recording.trials_in("final_test_main")
+    if args.trials:
+        wanted = np.array([int(t) for t in args.trials.split(",")])
+        if not np.isin(wanted, clips).all():
+            raise SystemExit(f"--trials must be final_test_main trials: {clips.tolist()}")
+        clips = wanted
+    else:
+        clips = clips[: args.clips]
     rows = []
     for preset_name in args.presets.split(","):
         config = preset(preset_name)
         for encoder_name in [name for name in args.encoders.split(",") if name]:
             runs = []
             for index in clips:
-                runs.append(
-                    run_one(encoders[encoder_name], recording.trial(int(index)), config, mask)
-                )
+                trial = recording.trial(int(index))
+                runs.append(run_one(encoders[encoder_name], trial, config, mask, None, update_mask))
                 print(preset_name, encoder_name, int(index), runs[-1], flush=True)
             corr = [r["correlation"] for r in runs]
             rows.append(
@@ -105,9 +133,8 @@ def main() -> None:
         config = preset(args.presets.split(",")[0])
         corr = []
         for index in clips:
-            result = run_one(
-                encoders["ensemble"], recording.trial(int(index)), config, mask, neurons
-            )
+            trial = recording.trial(int(index))
+            result = run_one(encoders["ensemble"], trial, config, mask, neurons, update_mask)
             corr.append(result["correlation"])
             print("population", fraction, int(index), result, flush=True)
         curve.append((fraction, len(neurons), statistics.mean(corr), statistics.stdev(corr)))
@@ -131,7 +158,7 @@ def main() -> None:
     lines += [
         "",
         f"Peak memory of the benchmark process: {peak_gb:.2f} GB. Scoring mask: "
-        f"{int(mask.sum())} of {mask.size} pixels (RF coverage >= 1 % of neurons).",
+        f"{int(mask.sum())} of {mask.size} pixels ({mask_text}).",
     ]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "reconstruct_bench.md").write_text("\n".join(lines) + "\n")

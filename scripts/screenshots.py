@@ -1,8 +1,9 @@
 """The README's screenshots of the real napari window (``make screenshots``).
 
 Opens napari with the plugin and the in-silico sample, runs the ``fast`` preset from
-all neurons, then from a region drawn on the cortical map, and saves the full window
-at each step to docs/figures/napari_*.png.
+all neurons, then from a region drawn on the cortical map (with ``--mask``: that
+mask file's update and evaluation masks), and saves the full window at each step to
+docs/figures/napari_*.png.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("docs/figures"))
     parser.add_argument("--iterations", type=int, default=40)
+    parser.add_argument("--mask", type=Path, default=None, help="mask file (movierecon mask)")
     args = parser.parse_args()
     with virtual_display():
         import napari
@@ -50,6 +52,8 @@ def main() -> None:
 
         run_widget, picker = widgets["Reconstruction"], widgets["Neuron population"]
         run_widget.editor.editors["iterations"].setValue(args.iterations)
+        if args.mask is not None:
+            run_widget.mask_edit.setText(str(args.mask))
         _finish(run_widget.start_run())
         picker.name.setText("lateral third")
         picker.mode.setCurrentText("region on map")

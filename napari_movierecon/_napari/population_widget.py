@@ -106,10 +106,11 @@ class PopulationWidget(QWidget):
             recording.neurons, self.session.reliability, self.session.recording_source
         )
         layer = find_layer(self.viewer, "neurons")
-        if layer is None or len(layer.data) != len(data):
-            if layer is not None:
+        source = layer.metadata[TAG].get("source") if layer is not None else None
+        if layer is None or source != self.session.recording_source or len(layer.data) != len(data):
+            if layer is not None:  # another recording's map
                 self.viewer.layers.remove(layer)
-            layer = self.viewer.add_points(data, **kwargs)
+            self.viewer.add_points(data, **kwargs)
         self._colours = self._base_colours()
         self.top_k.setMaximum(len(recording.neurons))
         self.update_population()

@@ -4,7 +4,6 @@ ground-truth movie (time on the slider) and what the trial is."""
 from __future__ import annotations
 
 from napari.qt.threading import create_worker
-from napari.utils.notifications import show_error
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -59,6 +58,7 @@ class RecordingWidget(QWidget):
         self.show_button = QPushButton("Show trial")
         self.info = QLabel("no recording open")
         self.info.setWordWrap(True)
+        self.info.setMinimumHeight(3 * self.info.fontMetrics().height())
 
         form = QFormLayout(self)
         form.addRow("recording", _path_row(self.recording_edit, self._browse_recording))
@@ -83,7 +83,10 @@ class RecordingWidget(QWidget):
         """Open the typed recording and encoder in a worker; then show ``then_trial``."""
         self._busy("opening …")
         worker = create_worker(
-            _open_both, self.recording_edit.text().strip(), self.encoder_edit.text().strip()
+            _open_both,
+            self.recording_edit.text().strip(),
+            self.encoder_edit.text().strip(),
+            _ignore_errors=True,  # _failed handles them; napari also notifies
         )
         worker.returned.connect(lambda pair: self._opened(*pair, then_trial))
         worker.errored.connect(self._failed)
@@ -111,11 +114,11 @@ class RecordingWidget(QWidget):
             self.show_trial(then_trial)
 
     def _failed(self, error: Exception) -> None:
+        """Show the problem here (napari's worker also raises a notification)."""
         self._set_enabled(self.session.recording is not None)
         self.open_button.setEnabled(True)
         message = str(error) if isinstance(error, MovieReconError) else repr(error)
         self.info.setText(f"error: {message}")
-        show_error(f"movierecon: {message}")
 
     # -- trials ----------------------------------------------------------------------
     def _fill_trials(self, tier: str) -> None:
@@ -132,7 +135,7 @@ class RecordingWidget(QWidget):
         if index is None or self.session.recording is None:
             return
         self._busy(f"loading trial {index} …")
-        worker = create_worker(self.session.recording.trial, index)
+        worker = create_worker(self.session.recording.trial, index, _ignore_errors=True)
         worker.returned.connect(self._shown)
         worker.errored.connect(self._failed)
         self._worker = worker

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from napari.qt.threading import create_worker
 from napari.utils import progress
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_info
 from psygnal import Signal
 
 from napari_movierecon._napari.session import TAG, panel_translate
@@ -23,9 +23,19 @@ from napari_movierecon.reconstruct.job import ReconstructionJob
 CORRELATION_COLORMAP = "PiYG"
 
 
+class RunFailed(MovieReconError):
+    """An error inside a running reconstruction (e.g. torch running out of memory)."""
+
+
 def _stream(engine):
     """Worker body: pass the engine's items through (None = heartbeat)."""
-    yield from engine
+    try:
+        yield from engine
+    except RuntimeError as err:
+        # superqt's generator worker takes a RuntimeError for "the worker was deleted"
+        # and drops it without any signal, which would leave the run hanging; torch
+        # raises RuntimeErrors (out of memory, device errors), so pass them on as ours.
+        raise RunFailed(f"{type(err).__name__}: {err}") from err
 
 
 class RunView:
@@ -46,6 +56,7 @@ class RunView:
         self.history: list[tuple[int, float, float | None]] = []
         self.last: Snapshot | None = None
         self.state = "ready"
+        self.error: str | None = None
         self._worker = None
         self._engine = None
         self._progress = None
@@ -91,7 +102,7 @@ class RunView:
         """Check the inputs in this thread (errors raise here, nothing starts), then run."""
         self._engine = self.job.start(heartbeat=True)
         self._progress = progress(total=self.job.config.iterations, desc=self.name)
-        worker = create_worker(_stream, self._engine)
+        worker = create_worker(_stream, self._engine, _ignore_errors=True)
         worker.yielded.connect(self._on_item)
         worker.errored.connect(self._on_error)
         worker.aborted.connect(lambda: self._end("stopped"))
@@ -136,12 +147,15 @@ class RunView:
         if snapshot.correlation_map is not None:
             self.map_layer.data = np.nan_to_num(snapshot.correlation_map).astype(np.float32)
         self.movie_layer.metadata[TAG]["iteration"] = snapshot.iteration
-        self._progress.update(snapshot.iteration - self._progress.n)
+        if self.active:
+            self._progress.update(snapshot.iteration - self._progress.n)
+        else:  # Qt may deliver the last snapshot after the end signal
+            self._store_record()
         self.updated.emit(snapshot)
 
     def _on_error(self, error: Exception) -> None:
-        message = str(error) if isinstance(error, MovieReconError) else repr(error)
-        show_error(f"movierecon {self.name} failed: {message}")
+        """napari's worker has already raised a notification with the error."""
+        self.error = str(error) if isinstance(error, MovieReconError) else repr(error)
         self._end("failed")
 
     def _on_finished(self) -> None:
@@ -151,16 +165,20 @@ class RunView:
         if self._engine is not None:
             self._engine.close()
 
+    def _store_record(self) -> None:
+        """The reproducible record of the result so far, kept in the layers' metadata."""
+        if self.last is not None:
+            record = self.job.result(self.last, completed=self.state == "finished").record
+            for layer in (self.movie_layer, self.map_layer):
+                layer.metadata[TAG]["record"] = record
+
     def _end(self, state: str) -> None:
         if not self.active:
             return
         self.state = state
         if self._progress is not None:
             self._progress.close()
-        if self.last is not None:
-            record = self.job.result(self.last, completed=state == "finished").record
-            for layer in (self.movie_layer, self.map_layer):
-                layer.metadata[TAG]["record"] = record
+        self._store_record()
         if state == "finished":
             corr = self.last.pixel_correlation if self.last else None
             text = f"{corr:.3f}" if corr is not None else "n/a"

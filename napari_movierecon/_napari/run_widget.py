@@ -51,6 +51,7 @@ class RunWidget(QWidget):
         self.stop_button = QPushButton("Stop")
         self.status = QLabel("open a recording and pick a trial")
         self.status.setWordWrap(True)
+        self.status.setMinimumHeight(2 * self.status.fontMetrics().height())
 
         scroll = QScrollArea()
         scroll.setWidget(self.editor)
@@ -69,6 +70,7 @@ class RunWidget(QWidget):
             buttons.addWidget(button)
         layout = QVBoxLayout(self)
         layout.addWidget(scroll, stretch=1)
+        layout.addSpacing(6)
         layout.addLayout(top)
         layout.addLayout(buttons)
         layout.addWidget(self.status)
@@ -165,6 +167,9 @@ class RunWidget(QWidget):
 
     def _on_update(self, snapshot) -> None:
         run = self.current
+        if not run.active:  # a snapshot delivered after the end signal
+            self._on_end(run, run.state)
+            return
         corr = snapshot.pixel_correlation
         self.status.setText(
             f"{run.name}: iteration {snapshot.iteration}/{snapshot.iterations}, "
@@ -179,6 +184,7 @@ class RunWidget(QWidget):
         self.status.setText(
             f"{run.name}: {state} after {iteration} iterations"
             + (f", pixel correlation {corr:.3f}" if corr is not None else "")
+            + (f": {run.error}" if run.error else "")
         )
         self._sync_buttons()
 

@@ -27,6 +27,7 @@ from napari_movierecon.encoders.ensemble import Ensemble
 from napari_movierecon.encoders.train import poisson_loss
 from napari_movierecon.errors import MovieReconError
 from napari_movierecon.reconstruct import metrics
+from napari_movierecon.reconstruct.allocator import retain_freed_memory
 from napari_movierecon.reconstruct.config import ReconstructionConfig
 from napari_movierecon.reconstruct.protocol import (
     FirstMomentAdam,
@@ -161,6 +162,7 @@ def reconstruct(
     """Check the inputs (raising MovieReconError before any work) and return the
     generator of snapshots; see the module docstring.
 
+    Freed memory is kept for reuse from here on (see ``allocator``).
     ``heartbeat=True`` also yields None after every member's encoder pass, so an
     interactive consumer can pause or stop within a fraction of an iteration.
 
@@ -169,6 +171,7 @@ def reconstruct(
     truth (T, H, W) 0..255 for metrics only; masks (H, W) bool.
     """
     members = _members(encoder, config.members)
+    retain_freed_memory()
     frame_shape = tuple(members[0].frame_shape)
     responses = np.asarray(responses, dtype=np.float32)
     neurons = np.asarray(neurons, dtype=np.int64).ravel()

@@ -77,3 +77,19 @@ def test_full_window_screenshot_is_not_blank(ready, qtbot):
     assert rgb.std() > 20  # widgets, text and the movie, not one flat colour
     canvas = ready.viewer.screenshot(canvas_only=True, flash=False)[..., :3]
     assert canvas.std() > 10  # the movie and the neuron map are drawn
+
+
+def test_a_sensorium_folder_opens_and_a_mismatched_encoder_is_reported(ready, tmp_path, qtbot):
+    from napari_movierecon.io.sensorium import write_sensorium
+    from tests.test_sensorium_io import make_recording
+
+    tiny = make_recording(0, ["train", "oracle", "final_test_main"], [12, 12, 12], 20)
+    folder = write_sensorium(tiny, tmp_path / "mouse", pad_to=12)
+    layers = ready.viewer.open(folder, plugin="napari-movierecon")
+    names = [layer.name for layer in layers]
+    assert names == ["ground truth (trial 2)", "neurons (20, cortical µm)"]
+    # the recording widget adopts the folder; the sample encoder predicts other neurons
+    assert ready.recording.recording_edit.text() == str(folder)
+    qtbot.waitUntil(lambda: "error" in ready.recording.info.text(), timeout=30_000)
+    assert "8000 neurons" in ready.recording.info.text()
+    assert ready.recording.open_button.isEnabled()  # the viewer stays usable

@@ -124,3 +124,31 @@ def test_bad_parameters_and_empty_populations_start_nothing(ready, qtbot):
     assert "population is empty" in ready.run.status.text()
     assert len(ready.viewer.layers) == layers_before
     assert ready.session.runs == []
+
+
+def test_an_error_inside_a_run_is_reported_and_the_viewer_stays_usable(ready, qtbot, monkeypatch):
+    from napari_movierecon.reconstruct import engine
+
+    calls = []
+    original = engine._WindowObjective.gradients
+
+    def failing(self, movie):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("simulated out-of-memory in the encoder")
+        return original(self, movie)
+
+    monkeypatch.setattr(engine._WindowObjective, "gradients", failing)
+    ready.set_params(iterations=10, **SHORT)
+    run = ready.run.start_run()
+    _wait_finished(qtbot, run)
+    assert run.state == "failed"
+    qtbot.wait(200)
+    assert "simulated out-of-memory" in ready.run.status.text(), (run.error, run.history)
+    assert ready.run.run_button.isEnabled() and not ready.run.stop_button.isEnabled()
+    assert run.movie_layer in ready.viewer.layers  # what it had so far stays
+    monkeypatch.undo()
+    ready.set_params(iterations=1)
+    again = ready.run.start_run()
+    _wait_finished(qtbot, again)
+    assert again.state == "finished"
