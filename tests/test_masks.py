@@ -125,7 +125,7 @@ GOOD = {"format": "napari-movierecon-mask", "format_version": 1, "method": "cove
     ("content", "message"),
     [
         (None, "no such mask file"),
-        (b"not a safetensors file at all", "not a mask file"),
+        (b"not a safetensors file at all", "not a readable mask file"),
         (({"alpha": np.ones(SHAPE, np.float32)}, None), "not a mask file"),
         (({"alpha": np.ones(SHAPE, np.float32)}, {"format": "other"}), "not a mask file"),
         (({"movie": np.ones(SHAPE, np.float32)}, GOOD), "no 'alpha'"),

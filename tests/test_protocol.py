@@ -78,3 +78,12 @@ def test_window_parts_before_the_clip_are_dropped_after_normalization():
     grads = torch.ones(1, 6, 1, 1)
     total = combine_window_gradients(grads, np.array([-2]), 5, clip=None)
     np.testing.assert_allclose(total.numpy().ravel(), [1 / (np.sqrt(6) + 1e-6)] * 4 + [0])
+
+
+def test_block_normalisation_divides_each_block_from_the_window_end_by_its_norm():
+    gradients = torch.randn(2, 10, 3, 4)
+    combined = combine_window_gradients(gradients, np.array([0, 0]), 10, clip=None, block_frames=4)
+    for low, high in ((6, 10), (2, 6), (0, 2)):  # blocks counted from the end
+        block = gradients[:, low:high]
+        unit = block / (block.flatten(1).norm(dim=1)[:, None, None, None] + 1e-6)
+        torch.testing.assert_close(combined[low:high], unit.sum(0) / 2)

@@ -26,6 +26,7 @@ NONE_AS_ZERO = {
     "window_frames": "whole clip",
     "gradient_clip": "off",
     "members": "all",
+    "normalize_block_frames": "whole window",
 }
 CHOICES = {
     "optimizer": config_module.OPTIMIZERS,

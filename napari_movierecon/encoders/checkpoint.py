@@ -18,7 +18,6 @@ ever unpickled, so a checkpoint from an untrusted source cannot run code.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 
@@ -30,12 +29,11 @@ from napari_movierecon.encoders.base import Encoder
 from napari_movierecon.encoders.ensemble import Ensemble
 from napari_movierecon.encoders.fast import FastEncoder, FastEncoderConfig
 from napari_movierecon.errors import CheckpointError, MovieReconError
-from napari_movierecon.io.atomic import atomic_write, staged_directory
-from napari_movierecon.io.tensor_file import READ_ERRORS, read_tensor_file
+from napari_movierecon.io.atomic import staged_directory
+from napari_movierecon.io.tensor_file import read_record_file, write_record_file
 
 FORMAT = "napari-movierecon-encoder"
 FORMAT_VERSION = 1
-METADATA_KEY = "movierecon"
 SUFFIX = ".safetensors"
 MEMBER_PATTERN = "member_*" + SUFFIX
 ARCHITECTURES = {"FastEncoder": (FastEncoder, FastEncoderConfig)}
@@ -53,11 +51,7 @@ def save_encoder(
     path = Path(path)
     if path.suffix != SUFFIX:
         raise CheckpointError(f"{path}: an encoder checkpoint must end in {SUFFIX}")
-    if path.exists() and not overwrite:
-        raise CheckpointError(f"{path}: already exists; pass overwrite=True / --overwrite")
     record = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
         "architecture": type(encoder).__name__,
         "config": encoder.config.to_json(),
         "n_neurons": encoder.n_neurons,
@@ -66,36 +60,23 @@ def save_encoder(
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
     tensors["unit_ids"] = torch.from_numpy(np.asarray(encoder.unit_ids, dtype=np.int64))
-    data = serialize_tensors(tensors, metadata={METADATA_KEY: json.dumps(record)})
-    atomic_write(path, lambda handle: handle.write(data), error=CheckpointError)
-    return path
+    return write_record_file(
+        path,
+        serialize_tensors,
+        tensors,
+        record,
+        FORMAT,
+        FORMAT_VERSION,
+        overwrite=overwrite,
+        error=CheckpointError,
+    )
 
 
 def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     """Tensors and JSON record of a checkpoint file, or CheckpointError."""
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        tensors, metadata = read_tensor_file(path, "pt")
-    except READ_ERRORS as err:
-        raise CheckpointError(
-            f"{path}: not a readable safetensors checkpoint (corrupt, truncated or another "
-            f"format such as a pickle: {err})"
-        ) from err
-    if METADATA_KEY not in metadata:
-        raise CheckpointError(f"{path}: safetensors file without a '{METADATA_KEY}' record")
-    try:
-        record = json.loads(metadata[METADATA_KEY])
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{path}: the '{METADATA_KEY}' record is not valid JSON") from err
-    if not isinstance(record, dict) or record.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a {FORMAT} checkpoint")
-    if record.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path}: format version {record.get('format_version')!r} is not supported "
-            f"(this version reads {FORMAT_VERSION})"
-        )
-    return tensors, record
+    return read_record_file(
+        path, "pt", FORMAT, FORMAT_VERSION, "checkpoint file", error=CheckpointError
+    )
 
 
 def load_encoder(path: str | os.PathLike) -> Encoder:

@@ -151,17 +151,17 @@ def _format_of(path: Path) -> str:
     return "tiff" if suffix == ".tif" else suffix[1:]
 
 
-def _check_scale(scale: Any) -> int:
-    """``scale`` as an int >= 1 (bools and floats refused)."""
-    if isinstance(scale, bool):
-        raise MovieReconError(f"scale must be an integer >= 1, got {scale!r}")
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    """``value`` as an int >= ``minimum`` (bools and floats refused)."""
     try:
-        value = operator.index(scale)
+        if isinstance(value, bool):
+            raise TypeError
+        number = operator.index(value)
     except TypeError as err:
-        raise MovieReconError(f"scale must be an integer >= 1, got {scale!r}") from err
-    if value < 1:
-        raise MovieReconError(f"scale must be an integer >= 1, got {value}")
-    return value
+        raise MovieReconError(f"{name} must be an integer >= {minimum}, got {value!r}") from err
+    if number < minimum:
+        raise MovieReconError(f"{name} must be an integer >= {minimum}, got {number}")
+    return number
 
 
 def _check_fps(fps: Any) -> float:
@@ -172,17 +172,6 @@ def _check_fps(fps: Any) -> float:
         raise MovieReconError(f"fps must be a number > 0, got {fps!r}") from err
     if not (math.isfinite(value) and value > 0):
         raise MovieReconError(f"fps must be a finite number > 0, got {fps!r}")
-    return value
-
-
-def _check_first_frame(first_frame: Any) -> int:
-    """``first_frame`` as an int >= 0."""
-    try:
-        value = operator.index(first_frame)
-    except TypeError as err:
-        raise MovieReconError(f"first_frame must be an integer, got {first_frame!r}") from err
-    if value < 0:
-        raise MovieReconError(f"first_frame must be >= 0, got {value}")
     return value
 
 
@@ -542,8 +531,8 @@ def export_frames(
     """
     path = Path(path)
     fmt = _format_of(path)
-    scale, fps = _check_scale(scale), _check_fps(fps)
-    first_frame = _check_first_frame(first_frame)
+    scale, fps = _check_int("scale", scale, 1), _check_fps(fps)
+    first_frame = _check_int("first_frame", first_frame, 0)
     targets = [path] if record is None else [path, _sidecar_path(path)]
     _check_destination(targets, overwrite)
     ready = _check_panels(panels)

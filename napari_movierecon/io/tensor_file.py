@@ -1,13 +1,25 @@
-"""Reading safetensors files (arrays + string metadata) without ever unpickling."""
+"""Files of arrays plus one JSON record (safetensors), read without ever unpickling.
+
+Checkpoints, masks and reconstructions are all such files: their arrays, and under
+the metadata key ``movierecon`` a JSON record that starts with the file's format
+name and version. Writes are atomic and never replace a file unless asked.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 from safetensors import SafetensorError, safe_open
 
+from napari_movierecon.errors import MovieReconError
+from napari_movierecon.io.atomic import atomic_write
+
 # What a corrupt, truncated or foreign file can raise while being read.
 READ_ERRORS = (SafetensorError, OSError, ValueError, RuntimeError)
+METADATA_KEY = "movierecon"
 
 
 def read_tensor_file(path: Path, framework: str) -> tuple[dict, dict[str, str]]:
@@ -19,3 +31,62 @@ def read_tensor_file(path: Path, framework: str) -> tuple[dict, dict[str, str]]:
         metadata = handle.metadata() or {}
         tensors = {key: handle.get_tensor(key) for key in handle.keys()}
     return tensors, metadata
+
+
+def read_record_file(
+    path: str | os.PathLike,
+    framework: str,
+    file_format: str,
+    version: int,
+    kind: str,
+    error: type[MovieReconError] = MovieReconError,
+) -> tuple[dict, dict]:
+    """Arrays and JSON record of a ``file_format`` file of ``version``; otherwise ``error``
+    naming ``path`` and the problem (``kind`` names the file: "mask file", ...)."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: no such {kind}")
+    try:
+        tensors, metadata = read_tensor_file(path, framework)
+    except READ_ERRORS as err:
+        raise error(
+            f"{path}: not a readable {kind} (corrupt, truncated or another format such as a "
+            f"pickle: {err})"
+        ) from err
+    if METADATA_KEY not in metadata:
+        raise error(f"{path}: not a {kind} of this program (no '{METADATA_KEY}' record)")
+    try:
+        record = json.loads(metadata[METADATA_KEY])
+    except json.JSONDecodeError as err:
+        raise error(f"{path}: the '{METADATA_KEY}' record is not valid JSON") from err
+    if not isinstance(record, dict) or record.get("format") != file_format:
+        raise error(f"{path}: not a {kind} ({file_format} record expected)")
+    if record.get("format_version") != version:
+        raise error(
+            f"{path}: {kind} format version {record.get('format_version')!r} is not "
+            f"supported (this version reads {version})"
+        )
+    return tensors, record
+
+
+def write_record_file(
+    path: str | os.PathLike,
+    serialize: Callable[..., bytes],
+    tensors: dict,
+    record: dict,
+    file_format: str,
+    version: int,
+    overwrite: bool = False,
+    error: type[MovieReconError] = MovieReconError,
+) -> Path:
+    """Write ``tensors`` and ``record`` (format and version added) with ``serialize``
+    (safetensors' numpy or torch ``save``) to ``path`` atomically; an existing file
+    is replaced only when ``overwrite``."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise error(f"{path}: already exists; pass overwrite=True / --overwrite")
+    full = {"format": file_format, "format_version": version, **record}
+    full.update(format=file_format, format_version=version)
+    data = serialize(tensors, metadata={METADATA_KEY: json.dumps(full)})
+    atomic_write(path, lambda handle: handle.write(data), error=error)
+    return path

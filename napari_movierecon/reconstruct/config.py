@@ -25,6 +25,8 @@ class ReconstructionConfig:
     ``separate`` = each member reconstructs alone and the movies are averaged,
     ``gradient`` = one movie driven by the members' averaged gradients.
     ``members`` None uses every member of the ensemble, k the first k.
+    ``normalize_block_frames`` k: normalise each window's gradient per block of k
+    frames (from the window's end) instead of as a whole.
     """
 
     preset: str = "bauer2025"
@@ -38,6 +40,7 @@ class ReconstructionConfig:
     window_frames: int | None = 32
     window_stride: int = 8
     normalize_window_gradients: bool = True
+    normalize_block_frames: int | None = None
     gradient_clip: float | None = 1.0
     use_update_mask: bool = True
     update_mask_threshold: float = 0.5
@@ -56,6 +59,8 @@ class ReconstructionConfig:
                 problems.append(f"{name} must be >= 1")
         if self.window_frames is not None and self.window_frames < 1:
             problems.append("window_frames must be >= 1 or None (whole clip)")
+        if self.normalize_block_frames is not None and self.normalize_block_frames < 1:
+            problems.append("normalize_block_frames must be >= 1 or None (whole window)")
         if self.members is not None and self.members < 1:
             problems.append("members must be >= 1 or None (all)")
         if self.warmup_steps < 0:

@@ -223,6 +223,7 @@ def _iterate(config, objectives, movies, optimizers, gradient_mask, truth, eval_
                 gradient_mask,
                 config.gradient_clip,
                 config.normalize_window_gradients,
+                config.normalize_block_frames,
             )
             optimizers[k].step(movie, step)
         if iteration % config.snapshot_every == 0 or iteration == config.iterations:

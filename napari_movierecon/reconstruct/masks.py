@@ -30,7 +30,6 @@ array plus a JSON record (metadata key ``movierecon``) of how it was made.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -48,14 +47,12 @@ from napari_movierecon.encoders.data import TrialCache
 from napari_movierecon.encoders.ensemble import Ensemble
 from napari_movierecon.encoders.train import poisson_loss
 from napari_movierecon.errors import MovieReconError
-from napari_movierecon.io.atomic import atomic_write
-from napari_movierecon.io.tensor_file import READ_ERRORS, read_tensor_file
+from napari_movierecon.io.tensor_file import read_record_file, write_record_file
 from napari_movierecon.reconstruct.config import ReconstructionConfig
 from napari_movierecon.recording import Recording
 
 FORMAT = "napari-movierecon-mask"
 FORMAT_VERSION = 1
-METADATA_KEY = "movierecon"
 METHODS = ("transparency", "coverage")
 TRAIN_TIER = "train"
 GRAY_LEVEL = 127.5
@@ -121,40 +118,21 @@ def save_mask(mask: Mask, path: str | os.PathLike, overwrite: bool = False) -> P
     """Write ``mask`` to ``path`` (one safetensors file) atomically; refuses to replace
     an existing file unless ``overwrite``."""
     path = Path(path)
-    if path.exists() and not overwrite:
+    if path.exists() and not overwrite:  # before checking alpha: say the first problem
         raise MovieReconError(f"{path}: already exists; pass overwrite=True / --overwrite")
     alpha = _checked_alpha(np.asarray(mask.alpha), path)
-    record = {
-        **mask.record,
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "method": mask.method,
-    }
-    data = save({"alpha": alpha}, metadata={METADATA_KEY: json.dumps(record)})
-    atomic_write(path, lambda handle: handle.write(data), error=MovieReconError)
-    return path
+    record = {**mask.record, "method": mask.method}
+    return write_record_file(
+        path, save, {"alpha": alpha}, record, FORMAT, FORMAT_VERSION, overwrite=overwrite
+    )
 
 
 def load_mask(path: str | os.PathLike) -> Mask:
     """Read a file written by ``save_mask``; MovieReconError naming it otherwise."""
-    path = Path(path)
-    if not path.is_file():
-        raise MovieReconError(f"{path}: no such mask file")
-    try:
-        arrays, metadata = read_tensor_file(path, "numpy")
-        record = json.loads(metadata[METADATA_KEY])
-    except (*READ_ERRORS, KeyError, TypeError) as err:
-        raise MovieReconError(f"{path}: not a mask file (unreadable: {err})") from err
-    if not isinstance(record, dict) or record.get("format") != FORMAT:
-        raise MovieReconError(f"{path}: not a mask file (no {FORMAT} record)")
-    if record.get("format_version") != FORMAT_VERSION:
-        raise MovieReconError(
-            f"{path}: mask format version {record.get('format_version')!r} is not supported "
-            f"(this version reads {FORMAT_VERSION})"
-        )
+    arrays, record = read_record_file(path, "numpy", FORMAT, FORMAT_VERSION, "mask file")
     if "alpha" not in arrays:
         raise MovieReconError(f"{path}: not a mask file (no 'alpha' array)")
-    alpha = _checked_alpha(arrays["alpha"], path)
+    alpha = _checked_alpha(arrays["alpha"], Path(path))
     return Mask(alpha=alpha, method=str(record.get("method")), record=record)
 
 

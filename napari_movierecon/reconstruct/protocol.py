@@ -62,10 +62,13 @@ def combine_window_gradients(
     update_mask: torch.Tensor | None = None,
     clip: float | None = 1.0,
     normalize: bool = True,
+    block_frames: int | None = None,
 ) -> torch.Tensor:
     """One movie gradient (T, H, W) from per-window gradients (W, L, H, W) at ``starts``.
 
-    Each window's gradient is divided by its L2 norm (+1e-6) when ``normalize``;
+    Each window's gradient is divided by its L2 norm (+1e-6) when ``normalize``
+    (with ``block_frames``: each block of that many frames, counted from the
+    window's end, by its own norm);
     the windows are averaged (sum over windows placed in the clip / number of
     windows), multiplied by ``update_mask`` (H, W) and clipped to +-``clip``.
     A window may start before frame 0 (its context frames): the part outside
@@ -74,7 +77,15 @@ def combine_window_gradients(
     n_windows, length = gradients.shape[:2]
     if len(starts) != n_windows:
         raise MovieReconError(f"{n_windows} window gradients but {len(starts)} window starts")
-    if normalize:
+    if normalize and block_frames is not None and block_frames < length:
+        block = torch.as_tensor((length - 1 - np.arange(length)) // block_frames)
+        block = block.to(gradients.device)
+        frame_squares = gradients.pow(2).flatten(2).sum(2)  # (W, L)
+        block_squares = frame_squares.new_zeros((n_windows, int(block.max()) + 1))
+        block_squares.index_add_(1, block, frame_squares)
+        norms = block_squares.sqrt()[:, block] + NORM_EPS  # (W, L)
+        gradients = gradients / norms[:, :, None, None]
+    elif normalize:
         norms = gradients.flatten(1).norm(dim=1) + NORM_EPS
         gradients = gradients / norms[:, None, None, None]
     total = gradients.new_zeros((n_frames, *gradients.shape[2:]))

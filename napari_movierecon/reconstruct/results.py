@@ -9,7 +9,6 @@ metrics, timings. Loading never unpickles; writes are atomic.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,12 +17,10 @@ import numpy as np
 from safetensors.numpy import save
 
 from napari_movierecon.errors import MovieReconError
-from napari_movierecon.io.atomic import atomic_write
-from napari_movierecon.io.tensor_file import READ_ERRORS, read_tensor_file
+from napari_movierecon.io.tensor_file import read_record_file, write_record_file
 
 FORMAT = "napari-movierecon-reconstruction"
 FORMAT_VERSION = 1
-METADATA_KEY = "movierecon"
 ARRAYS = ("movie", "mask", "truth", "correlation_map", "frame_correlation", "neuron_ids")
 
 
@@ -44,33 +41,20 @@ def save_reconstruction(
     result: Reconstruction, path: str | os.PathLike, overwrite: bool = False
 ) -> Path:
     """Write ``result`` to ``path`` atomically; refuses to replace a file unless asked."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise MovieReconError(f"{path}: already exists; pass overwrite=True / --overwrite")
     arrays = {}
     for name in ARRAYS:
         value = getattr(result, name)
         if value is not None:
             dtype = {"neuron_ids": np.int64, "mask": np.uint8}.get(name, np.float32)
             arrays[name] = np.ascontiguousarray(value, dtype=dtype)
-    record = {"format": FORMAT, "format_version": FORMAT_VERSION, **result.record}
-    data = save(arrays, metadata={METADATA_KEY: json.dumps(record)})
-    atomic_write(path, lambda handle: handle.write(data), error=MovieReconError)
-    return path
+    return write_record_file(
+        path, save, arrays, result.record, FORMAT, FORMAT_VERSION, overwrite=overwrite
+    )
 
 
 def load_reconstruction(path: str | os.PathLike) -> Reconstruction:
     """Read a file written by ``save_reconstruction``; MovieReconError naming it otherwise."""
-    path = Path(path)
-    if not path.is_file():
-        raise MovieReconError(f"{path}: no such reconstruction file")
-    try:
-        arrays, metadata = read_tensor_file(path, "numpy")
-        record = json.loads(metadata[METADATA_KEY])
-    except (*READ_ERRORS, KeyError, TypeError) as err:
-        raise MovieReconError(f"{path}: not a readable reconstruction file ({err})") from err
-    if record.get("format") != FORMAT or record.get("format_version") != FORMAT_VERSION:
-        raise MovieReconError(f"{path}: not a {FORMAT} file of version {FORMAT_VERSION}")
+    arrays, record = read_record_file(path, "numpy", FORMAT, FORMAT_VERSION, "reconstruction file")
     if "movie" not in arrays or arrays["movie"].ndim != 3 or "neuron_ids" not in arrays:
         raise MovieReconError(f"{path}: lacks the movie (T, H, W) or the neuron ids")
     mask = arrays.get("mask")
