@@ -9,6 +9,8 @@ PLUGIN = "napari-movierecon"
 def dock_all(viewer) -> dict:
     """Dock every widget of the plugin (the same ones the Plugins menu offers);
     returns {display name: widget}."""
+    from qtpy.QtCore import QTimer
+
     from napari_movierecon._napari.export_widget import ExportWidget
     from napari_movierecon._napari.plots_widget import PlotsWidget
     from napari_movierecon._napari.population_widget import PopulationWidget
@@ -27,7 +29,8 @@ def dock_all(viewer) -> dict:
     for name, cls, area, tabify in docked:
         widgets[name] = cls(viewer)
         viewer.window.add_dock_widget(widgets[name], name=name, area=area, tabify=tabify)
-    viewer.reset_view()
+    # fit the view once the docks have taken their space (the canvas shrinks then)
+    QTimer.singleShot(0, viewer.reset_view)
     return widgets
 
 

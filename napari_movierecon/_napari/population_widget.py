@@ -70,7 +70,9 @@ class PopulationWidget(QWidget):
         self.count.setWordWrap(True)
 
         self.pages = QStackedWidget()
-        self.pages.addWidget(QWidget())
+        every = QLabel("every neuron the encoder models (map colour: encoder reliability)")
+        every.setWordWrap(True)
+        self.pages.addWidget(every)
         self.pages.addWidget(_form(("fraction", self.fraction), ("seed", self.seed)))
         self.pages.addWidget(_form(("k", self.top_k)))
         self.pages.addWidget(self.draw_button)

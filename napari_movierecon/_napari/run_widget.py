@@ -78,7 +78,11 @@ class RunWidget(QWidget):
         self.run_button.clicked.connect(self.start_run)
         self.pause_button.clicked.connect(self.toggle_pause)
         self.stop_button.clicked.connect(self.stop_run)
+        self.session.trial_changed.connect(self._show_readiness)
+        self.session.population_changed.connect(self._show_readiness)
+        self.session.recording_changed.connect(self._show_readiness)
         self._sync_buttons()
+        self._show_readiness()
 
     @property
     def runs(self) -> list[RunView]:
@@ -146,6 +150,22 @@ class RunWidget(QWidget):
     def _refuse(self, message: str) -> None:
         self.status.setText(f"<font color='#e05050'>not started: {message}</font>")
         show_error(f"movierecon: {message}")
+
+    def _show_readiness(self) -> None:
+        """Say what Run would start, or what is missing (only while no run is active)."""
+        if self.current is not None and self.current.active:
+            return
+        session = self.session
+        if session.trial is None:
+            self.status.setText("open a recording and show a trial")
+        elif session.population is None:
+            self.status.setText("the population is empty: choose at least one neuron")
+        else:
+            trial, population = session.trial, session.population
+            self.status.setText(
+                f"ready: trial {trial.index} ({trial.tier}) from {len(population)} neurons "
+                f"({population.name})"
+            )
 
     # -- control ---------------------------------------------------------------------
     def toggle_pause(self) -> None:

@@ -17,6 +17,9 @@ def test_population_modes_count_and_highlight_live(ready):
     assert len(chosen) == 500
     assert session.reliability[chosen].min() >= np.sort(session.reliability)[-500]
     assert "500 of 8000" in picker.count.text()
+    # the run widget says what Run would start
+    status = ready.run.status.text()
+    assert "ready: trial" in status and "from 500 neurons" in status
     layer = picker._neurons_layer()
     pale = layer.face_color[:, 3] < 0.5
     assert pale.sum() == 8000 - 500 and not pale[chosen].any()
@@ -30,6 +33,7 @@ def test_population_modes_count_and_highlight_live(ready):
     picker.name.setText("left half")
     picker.mode.setCurrentText("region on map")
     assert session.population is None  # nothing drawn yet
+    assert "population is empty" in ready.run.status.text()
     region = picker._region()
     # a rectangle over the left half of the map, in the map's (y, x) µm
     region.add_polygons([np.array([[0, 0], [0, 500], [800, 500], [800, 0]], float)])
