@@ -4,7 +4,9 @@ Opens napari with the plugin and the in-silico sample (under a virtual X server 
 there is no display), runs the ``fast`` preset on the sample trial from the widgets,
 and meanwhile probes the Qt event loop with a 10 ms timer: latency = how late each
 tick fires. Then runs the same job headless (no Qt, no heartbeat) and compares
-throughput (iterations per second). Repeats and reports medians.
+throughput (iterations per second). Repeats and reports medians. Finally, for
+``fast`` and ``bauer2025``, starts runs, presses Stop after a few seconds and
+measures how long the worker takes to end.
 
     python -m benchmarks.napari_bench --repeats 3
 """
@@ -54,6 +56,28 @@ def _gui_run(widgets, iterations: int) -> dict:
     }
 
 
+def _stop_latency(widgets, preset: str, wait_s: float) -> float:
+    """Seconds from Stop (pressed ``wait_s`` after Run) until the worker has ended."""
+    import time
+
+    from qtpy.QtCore import QEventLoop, QTimer
+
+    run_widget = widgets["Reconstruction"]
+    run_widget.editor.load_preset(preset)
+    run = run_widget.start_run()
+    pressed = {}
+
+    def stop():
+        pressed["at"] = time.perf_counter()
+        run_widget.stop_run()
+
+    loop = QEventLoop()
+    run.worker.finished.connect(loop.quit)
+    QTimer.singleShot(int(wait_s * 1000), stop)
+    loop.exec()
+    return time.perf_counter() - pressed["at"]
+
+
 def _headless_run(job) -> float:
     last = deque(job.start(), maxlen=1)[0]
     return last.iteration / last.elapsed_s
@@ -88,6 +112,12 @@ def main() -> None:
                 f"{headless:.3f} headless; correlation {gui['correlation']:.3f}",
                 flush=True,
             )
+        stops = {
+            preset: [_stop_latency(widgets, preset, 3.0 + 0.7 * k) for k in range(args.repeats)]
+            for preset in ("fast", "bauer2025")
+        }
+        for preset, seconds in stops.items():
+            print(f"Stop during {preset}: " + ", ".join(f"{s:.2f} s" for s in seconds), flush=True)
         viewer.close()
 
     def median(key):
@@ -103,6 +133,13 @@ def main() -> None:
             "|---|---|---|---|---|",
             f"| {median('p95_ms'):.1f} ms | {median('max_ms'):.0f} ms | "
             f"{median('its_per_s'):.3f} | {median('headless_its_per_s'):.3f} | {ratio:.3f} |",
+            "",
+            "| Stop pressed during | until the worker ended (median) | worst |",
+            "|---|---|---|",
+            *(
+                f"| {preset} | {statistics.median(seconds):.2f} s | {max(seconds):.2f} s |"
+                for preset, seconds in stops.items()
+            ),
             "",
         ]
     )

@@ -114,6 +114,27 @@ def test_ensemble_strategies_stream_and_close_stops(strategy):
         next(run)
 
 
+def test_window_batches_change_nothing_but_how_often_it_can_pause(monkeypatch):
+    from napari_movierecon.reconstruct import engine
+
+    members = small_ensemble()
+    responses = np.random.default_rng(1).gamma(1.0, 1.0, (30, 40)).astype(np.float32)
+    config = preset("bauer2025", iterations=3, window_frames=16, window_stride=4)
+
+    def run(batch_frames, heartbeat=False):
+        monkeypatch.setattr(engine, "BATCH_FRAMES", batch_frames)
+        inputs = (members, responses, np.arange(30), np.zeros((4, 40)), config)
+        return list(reconstruct(*inputs, heartbeat=heartbeat))
+
+    (whole,) = run(10_000)
+    # 7 windows of 17 + 16 frames: 2 per batch of 66 frames -> 4 batches per member
+    (batched,) = run(66)
+    np.testing.assert_allclose(batched.movie, whole.movie, atol=1e-3)
+    assert batched.loss == pytest.approx(whole.loss, rel=1e-5)
+    assert batched.encoder_frames == whole.encoder_frames == 3 * 2 * 7 * 33
+    assert run(66, heartbeat=True).count(None) == 3 * 2 * 4  # iterations x members x batches
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

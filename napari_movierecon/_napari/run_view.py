@@ -1,7 +1,8 @@
 """One reconstruction run in the viewer: its worker thread and its own layers.
 
 The engine runs in a napari ``thread_worker`` generator that yields after every
-encoder pass, so Pause and Stop take effect within a fraction of an iteration.
+batch of windows through the encoder, so Pause and Stop take effect within a
+fraction of an iteration.
 Snapshots arrive in the Qt thread, where the run's reconstruction and
 correlation-map layers are updated in place (never re-added) and the activity
 dock's progress bar advances.
@@ -122,7 +123,7 @@ class RunView:
             self.state = "running"
 
     def stop(self) -> None:
-        """Ask the worker to stop at its next yield (within one encoder pass)."""
+        """Ask the worker to stop at its next yield (within one batch of windows)."""
         if self.state in ("running", "paused"):
             if self.state == "paused":
                 self._worker.resume()

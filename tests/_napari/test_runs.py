@@ -132,11 +132,11 @@ def test_an_error_inside_a_run_is_reported_and_the_viewer_stays_usable(ready, qt
     calls = []
     original = engine._WindowObjective.gradients
 
-    def failing(self, movie):
+    def failing(self, movie, batch):
         calls.append(1)
         if len(calls) == 3:
             raise RuntimeError("simulated out-of-memory in the encoder")
-        return original(self, movie)
+        return original(self, movie, batch)
 
     monkeypatch.setattr(engine._WindowObjective, "gradients", failing)
     ready.set_params(iterations=10, **SHORT)
