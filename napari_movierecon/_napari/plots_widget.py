@@ -33,7 +33,7 @@ class PlotsWidget(QWidget):
             plot.setMinimumSize(220, 160)
         self.corr_plot.setYRange(-0.2, 1.0)
         self.frame_plot.setYRange(-1.0, 1.0)
-        self.frame_plot.setXRange(0, 300)
+        self.frame_plot.setXRange(0, 300)  # a Sensorium trial's length, until a run says
         self.frame_line = pg.InfiniteLine(angle=90, pen=pg.mkPen("#888", width=1))
         self.frame_plot.addItem(self.frame_line)
         layout = QHBoxLayout(self)
@@ -55,6 +55,7 @@ class PlotsWidget(QWidget):
             self.corr_plot.plot([], [], pen=pen, name=run.name),
             self.frame_plot.plot([], [], pen=pen, name=run.name),
         )
+        self.frame_plot.setXRange(0, run.job.trial.length)
         run.updated.connect(lambda snapshot: self._update(run))
 
     def _update(self, run) -> None:
