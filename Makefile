@@ -1,5 +1,5 @@
 # The README's two commands: `make run` and `make test`. Both set up first.
-.PHONY: setup run test lint bench figures screenshots
+.PHONY: setup run test lint bench bench-bauer2025 figures screenshots
 
 setup:
 	@bash scripts/setup.sh
@@ -22,8 +22,22 @@ screenshots: setup
 		--encoder sample --method coverage --out bench_out/coverage_mask.safetensors
 	.venv/bin/python scripts/screenshots.py --out docs/figures --mask bench_out/coverage_mask.safetensors
 
-bench: setup
+# The reference's masks, estimated on training trials only (~1 min).
+bench_out/mask.safetensors:
+	$(MAKE) setup
+	mkdir -p bench_out
+	.venv/bin/movierecon mask --recording sample --encoder sample --out $@
+
+# ~25 min on 2 cores.
+bench: setup bench_out/mask.safetensors
 	.venv/bin/python -m benchmarks.insilico_bench
 	.venv/bin/python -m benchmarks.encoder_bench --encoder napari_movierecon/sample_data/encoder/member_0.safetensors
-	.venv/bin/python -m benchmarks.reconstruct_bench --presets fast --clips 5 --fractions 0.125,0.25,0.5,1
+	.venv/bin/python -m benchmarks.reconstruct_bench --presets fast --encoders ensemble,oracle --clips 5 \
+		--mask bench_out/mask.safetensors --fractions 0.125,0.25,0.5,1
 	.venv/bin/python -m benchmarks.napari_bench --repeats 3
+
+# bauer2025 next to fast on the same 5 clips: ~53 min per bauer2025 clip on 2 cores.
+# Finished runs are kept in bench_out/bauer2025/runs.jsonl; re-running resumes.
+bench-bauer2025: setup bench_out/mask.safetensors
+	.venv/bin/python -m benchmarks.reconstruct_bench --presets fast,bauer2025 --encoders ensemble \
+		--clips 5 --mask bench_out/mask.safetensors --out bench_out/bauer2025 --resume

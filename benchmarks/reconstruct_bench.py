@@ -9,12 +9,15 @@ pixels inside >= 1 % of the population's 2-sigma receptive fields (in-silico
 ground truth, used for scoring only), or with ``--mask FILE`` the reference's
 way: a mask file estimated on training trials (``movierecon mask``) whose
 update mask drives every run and whose evaluation mask scores it. Writes a
-Markdown table and a PNG of correlation against wall time to ``--out``.
+Markdown table and a PNG of correlation against wall time to ``--out``, and
+every finished run to ``--out``/runs.jsonl; ``--resume`` reuses the runs
+already there with the same settings (a bauer2025 clip takes ~53 min on 2
+cores, so its 5 clips can be spread over several sessions).
 
     python -m benchmarks.reconstruct_bench --presets fast --clips 5 --fractions 0.125,0.25,0.5,1
     movierecon mask --recording sample --encoder sample --out bench_out/mask.safetensors
     python -m benchmarks.reconstruct_bench --presets fast,bauer2025 \
-        --mask bench_out/mask.safetensors
+        --mask bench_out/mask.safetensors --resume
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.run_log import RunLog, files_digest
 from napari_movierecon.encoders.base import behavior_input
 from napari_movierecon.encoders.oracle import OracleEncoder
 from napari_movierecon.insilico.figures import COVERAGE_MIN_FRACTION, coverage_map
@@ -37,7 +41,7 @@ from napari_movierecon.reconstruct.config import preset
 from napari_movierecon.reconstruct.engine import reconstruct
 from napari_movierecon.reconstruct.masks import cut_masks
 from napari_movierecon.reconstruct.neurons import select_neurons
-from napari_movierecon.sources import open_encoder
+from napari_movierecon.sources import SAMPLE_ENCODER, open_encoder
 
 
 def run_one(encoder, trial, config, mask, neurons=None, update_mask=None) -> dict:
@@ -57,6 +61,8 @@ def run_one(encoder, trial, config, mask, neurons=None, update_mask=None) -> dic
         "correlation": snapshot.pixel_correlation,
         "seconds": time.perf_counter() - started,
         "encoder_frames": snapshot.encoder_frames,
+        # the process's peak so far (what this run needed at most, plus earlier runs' residue)
+        "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
     }
 
 
@@ -85,6 +91,12 @@ def main() -> None:
         "--trials", default="", help="comma-separated test trials (default: the first --clips)"
     )
     parser.add_argument("--out", type=Path, default=Path("bench_out"))
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse the runs in OUT/runs.jsonl made with the same preset settings, encoder, "
+        "mask, clip, neurons and threads instead of repeating them",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -95,9 +107,46 @@ def main() -> None:
         coverage = coverage_map(mouse.params, mouse.model.screen)
         mask = coverage >= COVERAGE_MIN_FRACTION * len(mouse.neurons.ids)
         update_mask, mask_text = None, "RF coverage >= 1 % of neurons, no update mask"
+        mask_id = "rf-coverage"
     else:
         update_mask, mask, _ = cut_masks(args.mask, preset("fast"), recording.frame_shape)
         mask_text = f"evaluation mask of {args.mask}; update mask {int(update_mask.sum())} px"
+        mask_id = files_digest([args.mask])
+    encoder_ids = {
+        "ensemble": "sample ensemble " + files_digest(SAMPLE_ENCODER.glob("*.safetensors")),
+        "oracle": f"oracle of {recording.name}",
+    }
+    log = RunLog(args.out / "runs.jsonl", args.resume)
+    used = []  # every result in the tables
+
+    def logged_run(preset_name, encoder_name, index, neurons_spec, neurons=None) -> dict:
+        config = preset(preset_name)
+        key = {
+            "preset": preset_name,
+            "config": config.to_json(),
+            "encoder": encoder_ids[encoder_name],
+            "trial": int(index),
+            "neurons": neurons_spec,
+            "mask": mask_id,
+            "threads": args.threads,
+        }
+        trial = recording.trial(int(index))
+        result, reused = log.run(
+            key,
+            lambda: run_one(encoders[encoder_name], trial, config, mask, neurons, update_mask),
+        )
+        print(
+            preset_name,
+            encoder_name,
+            neurons_spec,
+            int(index),
+            result,
+            "(from runs.jsonl)" if reused else "",
+            flush=True,
+        )
+        used.append(result)
+        return result
+
     clips = recording.trials_in("final_test_main")
     if args.trials:
         wanted = np.array([int(t) for t in args.trials.split(",")])
@@ -108,13 +157,8 @@ def main() -> None:
         clips = clips[: args.clips]
     rows = []
     for preset_name in args.presets.split(","):
-        config = preset(preset_name)
         for encoder_name in [name for name in args.encoders.split(",") if name]:
-            runs = []
-            for index in clips:
-                trial = recording.trial(int(index))
-                runs.append(run_one(encoders[encoder_name], trial, config, mask, None, update_mask))
-                print(preset_name, encoder_name, int(index), runs[-1], flush=True)
+            runs = [logged_run(preset_name, encoder_name, index, "all") for index in clips]
             corr = [r["correlation"] for r in runs]
             rows.append(
                 {
@@ -129,16 +173,15 @@ def main() -> None:
             )
     curve = []
     for fraction in [float(f) for f in args.fractions.split(",") if f]:
-        neurons = select_neurons(f"random:{fraction}:0", encoders["ensemble"].unit_ids)
-        config = preset(args.presets.split(",")[0])
-        corr = []
-        for index in clips:
-            trial = recording.trial(int(index))
-            result = run_one(encoders["ensemble"], trial, config, mask, neurons, update_mask)
-            corr.append(result["correlation"])
-            print("population", fraction, int(index), result, flush=True)
+        spec = f"random:{fraction}:0"
+        neurons = select_neurons(spec, encoders["ensemble"].unit_ids)
+        first_preset = args.presets.split(",")[0]
+        corr = [
+            logged_run(first_preset, "ensemble", index, spec, neurons)["correlation"]
+            for index in clips
+        ]
         curve.append((fraction, len(neurons), statistics.mean(corr), statistics.stdev(corr)))
-    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    peak_gb = max(result["peak_gb"] for result in used)
     lines = [
         f"# Reconstruction benchmark ({args.threads} CPU threads, sample mouse, "
         f"final_test_main clips {clips.tolist()})",
@@ -157,8 +200,9 @@ def main() -> None:
         lines += [f"| {f:.1%} ({n}) | {m:.3f} +- {s:.3f} |" for f, n, m, s in curve]
     lines += [
         "",
-        f"Peak memory of the benchmark process: {peak_gb:.2f} GB. Scoring mask: "
-        f"{int(mask.sum())} of {mask.size} pixels ({mask_text}).",
+        f"Peak memory of the benchmark process(es): {peak_gb:.2f} GB. Scoring mask: "
+        f"{int(mask.sum())} of {mask.size} pixels ({mask_text}). Runs logged in "
+        f"{args.out / 'runs.jsonl'}" + (" (reused where already there)." if args.resume else "."),
     ]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "reconstruct_bench.md").write_text("\n".join(lines) + "\n")
