@@ -208,10 +208,10 @@ def main() -> None:
     (args.out / "reconstruct_bench.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     if rows:
-        _plot(rows, args.out / "reconstruct_bench.png")
+        _plot(rows, args.out / "reconstruct_bench.png", args.threads)
 
 
-def _plot(rows: list[dict], path: Path) -> None:
+def _plot(rows: list[dict], path: Path, threads: int) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -228,8 +228,13 @@ def _plot(rows: list[dict], path: Path) -> None:
             label=f"{r['preset']} / {r['encoder']}",
         )
     ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-    ax.set_xlabel("wall time per clip (s, 2 CPU threads)")
+    # plain seconds; label the minor ticks too when the times span less than a decade
+    seconds = [r["seconds"] for r in rows]
+    plain = matplotlib.ticker.FormatStrFormatter("%g")
+    ax.xaxis.set_major_formatter(plain)
+    narrow = max(seconds) < 10 * min(seconds)
+    ax.xaxis.set_minor_formatter(plain if narrow else matplotlib.ticker.NullFormatter())
+    ax.set_xlabel(f"wall time per clip (s, {threads} CPU threads)")
     ax.set_ylabel("masked pixel correlation")
     ax.legend(fontsize=8)
     fig.tight_layout()
