@@ -107,8 +107,9 @@ class ReconstructionConfig:
 # step with a 3-step warm-up, 40 iterations. Chosen on two validation-tier
 # (``oracle``) clips of the sample mouse with the sample ensemble
 # (pixel correlation 0.72 and 0.76 in the RF-covered region, ~35 s each on
-# 2 CPU threads); never tuned on test clips. Not yet benchmarked against
-# bauer2025 on the same clips.
+# 2 CPU threads); never tuned on test clips. On test clips 10 and 40 with the
+# transparency mask it ends above bauer2025 at < 1/60 of its time
+# (docs/reconstruction.md).
 PRESETS: dict[str, ReconstructionConfig] = {
     "bauer2025": ReconstructionConfig(),
     "fast": ReconstructionConfig(
