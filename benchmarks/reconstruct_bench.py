@@ -130,10 +130,16 @@ def main() -> None:
             "mask": mask_id,
             "threads": args.threads,
         }
-        trial = recording.trial(int(index))
         result, reused = log.run(
             key,
-            lambda: run_one(encoders[encoder_name], trial, config, mask, neurons, update_mask),
+            lambda: run_one(
+                encoders[encoder_name],
+                recording.trial(int(index)),  # simulated only when the run is not reused
+                config,
+                mask,
+                neurons,
+                update_mask,
+            ),
         )
         print(
             preset_name,

@@ -93,13 +93,20 @@ class RunWidget(QWidget):
         return self.runs[-1] if self.runs else None
 
     # -- starting --------------------------------------------------------------------
-    def build_job(self) -> ReconstructionJob:
-        """The job the Run button would start; MovieReconError saying what is missing."""
+    def _missing(self) -> str | None:
+        """What Run still needs from the other widgets, or None."""
         session = self.session
         if session.recording is None or session.trial is None:
-            raise MovieReconError("open a recording and show a trial first")
+            return "open a recording and show a trial first"
         if session.population is None:
-            raise MovieReconError("the population is empty: choose at least one neuron")
+            return "the population is empty: choose at least one neuron"
+        return None
+
+    def build_job(self) -> ReconstructionJob:
+        """The job the Run button would start; MovieReconError saying what is missing."""
+        if (missing := self._missing()) is not None:
+            raise MovieReconError(missing)
+        session = self.session
         config = self.editor.config()
         update_mask = eval_mask = mask_record = None
         if self.mask_edit.text().strip():
@@ -155,13 +162,11 @@ class RunWidget(QWidget):
         """Say what Run would start, or what is missing (only while no run is active)."""
         if self.current is not None and self.current.active:
             return
-        session = self.session
-        if session.trial is None:
-            self.status.setText("open a recording and show a trial")
-        elif session.population is None:
-            self.status.setText("the population is empty: choose at least one neuron")
+        missing = self._missing()
+        if missing is not None:
+            self.status.setText(missing)
         else:
-            trial, population = session.trial, session.population
+            trial, population = self.session.trial, self.session.population
             self.status.setText(
                 f"ready: trial {trial.index} ({trial.tier}) from {len(population)} neurons "
                 f"({population.name})"

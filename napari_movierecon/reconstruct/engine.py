@@ -130,7 +130,6 @@ class _WindowObjective:
         self.member = member
         self.context = member.context_frames
         self.starts = window_starts(n_frames, length, config.window_stride)
-        self.length = length
         span = self.context + length
         per_batch = max(1, BATCH_FRAMES // span)
         self.batches = [
