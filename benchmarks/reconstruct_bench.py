@@ -26,7 +26,6 @@ import argparse
 import resource
 import statistics
 import time
-from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -56,9 +55,12 @@ def run_one(encoder, trial, config, mask, neurons=None, update_mask=None) -> dic
         update_mask=update_mask,
         eval_mask=mask,
     )
-    snapshot = deque(run, maxlen=1)[0]  # run to the end, keep the last snapshot
+    trajectory = []  # [iteration, pixel correlation] at every snapshot
+    for snapshot in run:
+        trajectory.append([snapshot.iteration, round(snapshot.pixel_correlation, 4)])
     return {
         "correlation": snapshot.pixel_correlation,
+        "trajectory": trajectory,
         "seconds": time.perf_counter() - started,
         "encoder_frames": snapshot.encoder_frames,
         # the process's peak so far (what this run needed at most, plus earlier runs' residue)

@@ -39,6 +39,29 @@ def test_first_moment_step_is_bias_corrected_without_second_moment():
     torch.testing.assert_close(other, torch.tensor([98.0]))
 
 
+def test_reference_schedule_discards_step_zero_and_scales_the_step_like_the_reference_code():
+    movie = torch.full((4,), 127.5)
+    opt = FirstMomentAdam(1000.0, 0.9, 10, reference_schedule=True)
+    opt.step(movie, torch.full((4,), 5.0))  # step 0: gradient discarded, moment untouched
+    assert torch.equal(movie, torch.full((4,), 127.5)) and opt.moment is None
+    g = 0.01
+    expected, moment = 127.5, 0.0
+    for t in range(1, 15):
+        opt.step(movie, torch.full((4,), g))
+        moment = 0.9 * moment + 0.1 * g
+        bias = 1 - 0.9 ** (t + 1)
+        rate = 1000.0 * min(t / 10, 1) * np.sqrt(1 - 0.999 ** (t + 1)) / bias
+        expected -= rate * moment / bias
+        np.testing.assert_allclose(movie.numpy(), expected, rtol=1e-5)
+    # Late in the run the step-size factor approaches sqrt(1 - 0.999^1000) ~ 0.80.
+    late = FirstMomentAdam(1.0, 0.9, 0, reference_schedule=True)
+    late.step_count = 999
+    late.moment = torch.zeros(1)
+    value = torch.full((1,), 100.0)
+    late.step(value, torch.full((1,), 10.0))
+    np.testing.assert_allclose(value.item(), 100.0 - np.sqrt(1 - 0.999**1000) * 1.0, rtol=1e-4)
+
+
 def test_movie_is_clipped_to_pixel_range_after_each_step():
     movie = torch.tensor([1.0, 254.0])
     FirstMomentAdam(10.0, 0.9, 0).step(movie, torch.tensor([1.0, -1.0]))
@@ -53,11 +76,11 @@ def test_window_gradients_are_normalized_averaged_masked_and_clipped():
     mask = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
     total = combine_window_gradients(grads, starts, 12, mask, clip=None)
     unit = 1 / (np.sqrt(32) + 1e-6)
-    # frames 0-3: window 0 only; 4-7 both (cancel); 8-11 window 1 only; /2 windows
+    # frames 0-3: window 0 only; 4-7 the mean of both (cancel); 8-11 window 1 only
     expected = np.zeros((12, 2, 2))
-    expected[0:4] = unit / 2
+    expected[0:4] = unit
     expected[4:8] = (unit - unit) / 2
-    expected[8:12] = -unit / 2
+    expected[8:12] = -unit
     expected *= mask.numpy()
     np.testing.assert_allclose(total.numpy(), expected, atol=1e-7)
     clipped = combine_window_gradients(grads * 1e6, starts, 12, None, clip=1.0, normalize=False)

@@ -15,7 +15,7 @@ def test_bauer2025_preset_holds_the_published_protocol():
     assert (config.iterations, config.learning_rate, config.optimizer) == (
         1000,
         1000.0,
-        "first_moment",
+        "first_moment_reference",
     )
     assert (config.beta1, config.warmup_steps) == (0.9, 10)
     assert (config.window_frames, config.window_stride) == (32, 8)

@@ -13,8 +13,9 @@ def test_300_frames_give_35_windows_aligned_to_the_end():
     starts = window_starts(300, 32, 8)
     assert len(starts) == 35
     assert starts[-1] + 32 == 300  # the last window ends with the clip
-    assert starts[0] == 0  # the extra window covers the first frames
-    assert np.all(np.diff(starts[1:]) == 8)
+    assert starts[0] == 0
+    assert np.all(np.diff(starts[:-1]) == 8)  # 0, 8, ..., 264 as in the reference code
+    assert starts[-2] == 264  # the extra window (268) covers the last frames
     assert window_coverage(300, 32, 8).min() >= 1
 
 

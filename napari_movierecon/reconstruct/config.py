@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 
 from napari_movierecon.errors import MovieReconError
 
-OPTIMIZERS = ("first_moment", "adam")
+OPTIMIZERS = ("first_moment_reference", "first_moment", "adam")
 ENSEMBLE_STRATEGIES = ("separate", "gradient")
 INITS = ("gray",)
 LOSSES = ("poisson",)
@@ -27,12 +27,15 @@ class ReconstructionConfig:
     ``members`` None uses every member of the ensemble, k the first k.
     ``normalize_block_frames`` k: normalise each window's gradient per block of k
     frames (from the window's end) instead of as a whole.
+    ``optimizer``: ``first_moment`` is Adam without the second moment, with standard
+    bias correction; ``first_moment_reference`` steps as the reference code does
+    (see ``protocol.FirstMomentAdam``); ``adam`` is torch's Adam.
     """
 
     preset: str = "bauer2025"
     iterations: int = 1000
     learning_rate: float = 1000.0
-    optimizer: str = "first_moment"
+    optimizer: str = "first_moment_reference"
     beta1: float = 0.9
     warmup_steps: int = 10
     loss: str = "poisson"
@@ -117,6 +120,7 @@ PRESETS: dict[str, ReconstructionConfig] = {
         iterations=40,
         learning_rate=10000.0,
         warmup_steps=3,
+        optimizer="first_moment",
         window_frames=None,
         ensemble="gradient",
         snapshot_every=2,

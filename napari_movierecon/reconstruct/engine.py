@@ -284,6 +284,11 @@ class _TorchAdam:
 
 
 def _optimizer(config: ReconstructionConfig, movie: torch.Tensor):
-    if config.optimizer == "first_moment":
-        return FirstMomentAdam(config.learning_rate, config.beta1, config.warmup_steps)
-    return _TorchAdam(movie, config)
+    if config.optimizer == "adam":
+        return _TorchAdam(movie, config)
+    return FirstMomentAdam(
+        config.learning_rate,
+        config.beta1,
+        config.warmup_steps,
+        reference_schedule=config.optimizer == "first_moment_reference",
+    )

@@ -1,9 +1,11 @@
 """Time windows for windowed reconstruction (the reference protocol's layout).
 
-Windows of ``length`` frames every ``stride`` frames, the last one aligned to
-the clip's end and, when the stride does not divide evenly, one more window
-at frame 0 so that every frame is covered. For 300 frames, length 32 and
-stride 8 this gives 35 windows, as in Bauer et al. 2025.
+Windows of ``length`` frames every ``stride`` frames from frame 0 and, when the
+stride does not divide evenly, one more window aligned to the clip's end so that
+every frame is covered. For 300 frames, length 32 and stride 8 this gives 35
+windows (starts 0, 8, ..., 264 and 268), the layout of the reference code of
+Bauer et al. 2025 (which, when the stride divides evenly, repeats the last
+window; here it appears once).
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ def window_starts(n_frames: int, length: int, stride: int) -> np.ndarray:
         raise MovieReconError("a clip needs at least one frame")
     if n_frames <= length:
         return np.zeros(1, dtype=np.int64)
-    starts = list(range(n_frames - length, -1, -stride))
-    if starts[-1] != 0:
-        starts.append(0)
-    return np.array(starts[::-1], dtype=np.int64)
+    starts = list(range(0, n_frames - length + 1, stride))
+    if starts[-1] != n_frames - length:
+        starts.append(n_frames - length)
+    return np.array(starts, dtype=np.int64)
 
 
 def window_coverage(n_frames: int, length: int, stride: int) -> np.ndarray:
