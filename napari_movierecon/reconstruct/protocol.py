@@ -74,7 +74,7 @@ class FirstMomentAdam:
         if self.reference_schedule:
             rate *= (1 - REFERENCE_BETA2 ** (t + 1)) ** 0.5 / bias
         with torch.no_grad():
-            movie.sub_(rate * self.moment / bias).clamp_(*PIXEL_RANGE)
+            movie.sub_(rate * (self.moment / bias)).clamp_(*PIXEL_RANGE)
 
 
 def combine_window_gradients(
