@@ -148,7 +148,7 @@ def main() -> None:
             encoder_name,
             neurons_spec,
             int(index),
-            result,
+            {name: value for name, value in result.items() if name != "trajectory"},
             "(from runs.jsonl)" if reused else "",
             flush=True,
         )
@@ -177,6 +177,7 @@ def main() -> None:
                     "corr_sd": statistics.stdev(corr) if len(corr) > 1 else 0.0,
                     "seconds": statistics.median(r["seconds"] for r in runs),
                     "encoder_frames": runs[0]["encoder_frames"],
+                    "trajectory": _mean_trajectory(runs),
                 }
             )
     curve = []
@@ -219,6 +220,16 @@ def main() -> None:
         _plot(rows, args.out / "reconstruct_bench.png", args.threads)
 
 
+def _mean_trajectory(runs: list[dict]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(fraction of the run done, mean correlation over the clips) at each snapshot,
+    or None when a run has no trajectory (logged before trajectories were kept)."""
+    if not all("trajectory" in r for r in runs):
+        return None
+    iterations = np.array([i for i, _ in runs[0]["trajectory"]], dtype=float)
+    correlation = np.mean([[c for _, c in r["trajectory"]] for r in runs], axis=0)
+    return iterations / iterations[-1], correlation
+
+
 def _plot(rows: list[dict], path: Path, threads: int) -> None:
     import matplotlib
 
@@ -227,7 +238,7 @@ def _plot(rows: list[dict], path: Path, threads: int) -> None:
 
     fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
     for r in rows:
-        ax.errorbar(
+        marker = ax.errorbar(
             r["seconds"],
             r["corr_mean"],
             yerr=r["corr_sd"],
@@ -235,6 +246,10 @@ def _plot(rows: list[dict], path: Path, threads: int) -> None:
             capsize=3,
             label=f"{r['preset']} / {r['encoder']}",
         )
+        if r["trajectory"] is not None:
+            # the way there, assuming an even pace over the run's iterations
+            done, correlation = r["trajectory"]
+            ax.plot(done * r["seconds"], correlation, color=marker[0].get_color(), lw=1)
     ax.set_xscale("log")
     # plain seconds; label the minor ticks too when the times span less than a decade
     seconds = [r["seconds"] for r in rows]
@@ -244,6 +259,7 @@ def _plot(rows: list[dict], path: Path, threads: int) -> None:
     ax.xaxis.set_minor_formatter(plain if narrow else matplotlib.ticker.NullFormatter())
     ax.set_xlabel(f"wall time per clip (s, {threads} CPU threads)")
     ax.set_ylabel("masked pixel correlation")
+    ax.set_title("final movie (mean +- sd over clips); line: the mean during the run", fontsize=8)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
