@@ -9,10 +9,13 @@ pixels inside >= 1 % of the population's 2-sigma receptive fields (in-silico
 ground truth, used for scoring only), or with ``--mask FILE`` the reference's
 way: a mask file estimated on training trials (``movierecon mask``) whose
 update mask drives every run and whose evaluation mask scores it. Writes a
-Markdown table and a PNG of correlation against wall time to ``--out``, and
-every finished run to ``--out``/runs.jsonl; ``--resume`` reuses the runs
-already there with the same settings (a bauer2025 clip takes ~53 min on 2
-cores, so its 5 clips can be spread over several sessions).
+Markdown table and a PNG of correlation against wall time (the final scores,
+and each preset's mean correlation during the run) to ``--out``, and every
+finished run (with its correlation at each snapshot) to ``--out``/runs.jsonl;
+``--resume`` reuses the runs already there with the same settings (a bauer2025
+clip takes ~55-60 min on 2 cores, so its 5 clips can be spread over several
+sessions). The code's version is not part of those settings: after changing
+the engine, use a new ``--out``.
 
     python -m benchmarks.reconstruct_bench --presets fast --clips 5 --fractions 0.125,0.25,0.5,1
     movierecon mask --recording sample --encoder sample --out bench_out/mask.safetensors

@@ -110,9 +110,10 @@ class ReconstructionConfig:
 # step with a 3-step warm-up, 40 iterations. Chosen on two validation-tier
 # (``oracle``) clips of the sample mouse with the sample ensemble
 # (pixel correlation 0.72 and 0.76 in the RF-covered region, ~35 s each on
-# 2 CPU threads); never tuned on test clips. On test clips 10 and 40 with the
-# transparency mask it ends above bauer2025 at < 1/60 of its time
-# (docs/reconstruction.md).
+# 2 CPU threads); never tuned on test clips. Standard bias correction
+# (``first_moment``), not the reference code's step schedule. On test clips 10
+# and 40 with the transparency mask it ends above bauer2025 at ~1/135 of its
+# time (docs/reconstruction.md).
 PRESETS: dict[str, ReconstructionConfig] = {
     "bauer2025": ReconstructionConfig(),
     "fast": ReconstructionConfig(
