@@ -36,7 +36,7 @@ bench: setup bench_out/mask.safetensors
 		--mask bench_out/mask.safetensors --fractions 0.125,0.25,0.5,1
 	.venv/bin/python -m benchmarks.napari_bench --repeats 3
 
-# bauer2025 next to fast on the same 5 clips: ~55-60 min per bauer2025 clip on 2 cores.
+# bauer2025 next to fast on the same 5 clips: ~52-60 min per bauer2025 clip on 2 cores.
 # Finished runs are kept in bench_out/bauer2025/runs.jsonl; re-running resumes.
 bench-bauer2025: setup bench_out/mask.safetensors
 	.venv/bin/python -m benchmarks.reconstruct_bench --presets fast,bauer2025 --encoders ensemble \

@@ -111,9 +111,9 @@ class ReconstructionConfig:
 # (``oracle``) clips of the sample mouse with the sample ensemble
 # (pixel correlation 0.72 and 0.76 in the RF-covered region, ~35 s each on
 # 2 CPU threads); never tuned on test clips. Standard bias correction
-# (``first_moment``), not the reference code's step schedule. On test clips 10
-# and 40 with the transparency mask it ends above bauer2025 at ~1/135 of its
-# time (docs/reconstruction.md).
+# (``first_moment``), not the reference code's step schedule. On the 5 test
+# clips with the transparency mask it ends above bauer2025 (0.713 vs 0.649) at
+# ~1/129 of its time (docs/reconstruction.md).
 PRESETS: dict[str, ReconstructionConfig] = {
     "bauer2025": ReconstructionConfig(),
     "fast": ReconstructionConfig(
