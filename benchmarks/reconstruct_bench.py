@@ -42,7 +42,7 @@ from napari_movierecon.insilico.simulate import SimulatedRecording
 from napari_movierecon.reconstruct.config import preset
 from napari_movierecon.reconstruct.engine import reconstruct
 from napari_movierecon.reconstruct.masks import cut_masks
-from napari_movierecon.reconstruct.neurons import select_neurons
+from napari_movierecon.reconstruct.neurons import parse_population
 from napari_movierecon.sources import SAMPLE_ENCODER, open_encoder
 
 
@@ -186,7 +186,7 @@ def main() -> None:
     curve = []
     for fraction in [float(f) for f in args.fractions.split(",") if f]:
         spec = f"random:{fraction}:0"
-        neurons = select_neurons(spec, encoders["ensemble"].unit_ids)
+        neurons = parse_population(spec).select(recording.neurons)
         first_preset = args.presets.split(",")[0]
         corr = [
             logged_run(first_preset, "ensemble", index, spec, neurons)["correlation"]

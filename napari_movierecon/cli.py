@@ -274,12 +274,13 @@ def _check_output(out: Path, overwrite: bool) -> None:
 def run_reconstruct(args: argparse.Namespace) -> None:
     import torch
 
+    from napari_movierecon.encoders.checkpoint import check_neurons
     from napari_movierecon.reconstruct.config import preset
     from napari_movierecon.reconstruct.job import ReconstructionJob
     from napari_movierecon.reconstruct.neurons import (
-        Population,
+        Selection,
         encoder_reliability,
-        select_neurons,
+        parse_population,
     )
     from napari_movierecon.reconstruct.results import save_reconstruction
     from napari_movierecon.sources import open_encoder, open_recording
@@ -296,7 +297,9 @@ def run_reconstruct(args: argparse.Namespace) -> None:
     recording = open_recording(args.recording)
     trial = recording.trial(args.trial)
     encoder = open_encoder(args.encoder)
-    neurons = select_neurons(args.neurons, encoder.unit_ids, encoder_reliability(encoder))
+    check_neurons(encoder, recording.neurons.ids, recording.name)
+    population = parse_population(args.neurons)
+    neurons = Selection.of(population, recording.neurons, encoder_reliability(encoder))
     update_mask, eval_mask, mask_record = _masks_for(
         args, config, encoder.frame_shape, recording.name
     )
@@ -305,7 +308,7 @@ def run_reconstruct(args: argparse.Namespace) -> None:
         trial=trial,
         encoder=encoder,
         encoder_source=str(args.encoder),
-        population=Population(args.neurons, args.neurons, neurons),
+        population=neurons,
         config=config,
         update_mask=update_mask,
         eval_mask=eval_mask,
@@ -340,7 +343,7 @@ def run_mask(args: argparse.Namespace) -> None:
         save_mask,
         transparency_mask,
     )
-    from napari_movierecon.reconstruct.neurons import encoder_reliability, select_neurons
+    from napari_movierecon.reconstruct.neurons import encoder_reliability, parse_population
     from napari_movierecon.sources import open_encoder, open_recording
 
     if args.threads:
@@ -353,7 +356,8 @@ def run_mask(args: argparse.Namespace) -> None:
     recording = open_recording(args.recording)
     encoder = open_encoder(args.encoder)
     check_neurons(encoder, recording.neurons.ids, recording.name)
-    neurons = select_neurons(args.neurons, encoder.unit_ids, encoder_reliability(encoder))
+    population = parse_population(args.neurons)
+    neurons = population.select(recording.neurons, encoder_reliability(encoder))
     if args.method == "transparency":
         iterations = args.iterations or ITERATIONS
         print(
@@ -375,7 +379,7 @@ def run_mask(args: argparse.Namespace) -> None:
             encoder, neurons, recording=recording, seed=args.seed, device=args.device
         )
     mask.record["encoder"]["argument"] = str(args.encoder)
-    mask.record["neurons"] = args.neurons
+    mask.record["neurons"] = population.to_dict()
     save_mask(mask, args.out, overwrite=args.overwrite)
     update, evaluation = mask.update_mask(), mask.eval_mask()
     print(

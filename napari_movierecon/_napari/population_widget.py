@@ -3,7 +3,9 @@
 The neurons are a Points layer at their cortical (x, y) positions coloured by the
 encoder's reliability; the chosen ones keep their colour, the others turn pale, and
 the count updates as the choice changes. Modes: all, random fraction (seeded),
-top-k most reliable, a region drawn on the map (Shapes layer), a depth range.
+top-k most reliable, a region drawn on the map (Shapes layer: every polygon drawn
+counts), a depth range. The choice is a ``Population`` (see reconstruct/neurons.py),
+published to the session as a ``Selection``.
 """
 
 from __future__ import annotations
@@ -26,14 +28,20 @@ from napari_movierecon._napari.layers import neuron_map_layer
 from napari_movierecon._napari.session import TAG, find_layer, session_for
 from napari_movierecon.errors import MovieReconError
 from napari_movierecon.reconstruct.neurons import (
+    AllNeurons,
+    DepthRange,
     Population,
-    in_depth_range,
-    in_region,
-    select_neurons,
+    RandomFraction,
+    Region,
+    Selection,
+    TopK,
 )
 
 MODES = ("all", "random fraction", "top-k reliable", "region on map", "depth range")
 UNCHOSEN_RGBA = (0.75, 0.75, 0.75, 0.25)
+# Outline of drawn regions in world (movie-pixel) units: about 2-3 screen pixels when
+# the movie fills the canvas (the map's data units are µm, 14 µm per movie pixel).
+REGION_EDGE_PX = 0.5
 
 
 def _form(*rows) -> QWidget:
@@ -132,28 +140,24 @@ class PopulationWidget(QWidget):
         return ensure_colormap("viridis").map(scaled)
 
     # -- choosing ------------------------------------------------------------------
-    def chosen(self) -> tuple[np.ndarray, str]:
-        """Indices (ascending) of the chosen neurons and a spec naming the choice."""
-        recording = self.session.recording
-        neurons = recording.neurons
+    def chosen(self) -> Population:
+        """The population the controls describe (named as typed, else by its spec)."""
+        name = self.name.text().strip()
         mode = self.mode.currentText()
         if mode == "all":
-            return np.arange(len(neurons)), "all"
+            return AllNeurons(name=name)
         if mode == "random fraction":
-            spec = f"random:{self.fraction.value():g}:{self.seed.value()}"
-            return select_neurons(spec, neurons.ids), spec
+            return RandomFraction(fraction=self.fraction.value(), seed=self.seed.value(), name=name)
         if mode == "top-k reliable":
-            spec = f"top:{self.top_k.value()}"
-            return select_neurons(spec, neurons.ids, self.session.reliability), spec
+            return TopK(k=self.top_k.value(), name=name)
         if mode == "depth range":
-            low, high = self.depth_low.value(), self.depth_high.value()
-            inside = in_depth_range(neurons.xyz[:, 2], low, high)
-            return np.flatnonzero(inside), f"depth:{low:g}-{high:g}um"
-        polygon = self._region_polygon()
-        if polygon is None:
-            raise MovieReconError("draw a region (polygon) on the neuron map first")
-        inside = in_region(neurons.xyz[:, :2], polygon)
-        return np.flatnonzero(inside), f"region:{len(polygon)} vertices"
+            return DepthRange(
+                low_um=self.depth_low.value(), high_um=self.depth_high.value(), name=name
+            )
+        polygons = self._region_polygons()
+        if not polygons:
+            raise MovieReconError("draw a region (one or more polygons) on the neuron map first")
+        return Region(polygons=polygons, name=name)
 
     def update_population(self, *_) -> None:
         """Recompute the choice, highlight it, count it, publish it to the session."""
@@ -161,18 +165,23 @@ class PopulationWidget(QWidget):
             return
         total = len(self.session.recording.neurons)
         try:
-            indices, spec = self.chosen()
-            population = Population(self.name.text().strip() or spec, spec, indices)
+            selection = Selection.of(
+                self.chosen(), self.session.recording.neurons, self.session.reliability
+            )
         except MovieReconError as err:
             self.count.setText(f"<font color='#e05050'>{err}</font>")
             self._highlight(np.zeros(total, bool))
             self.session.set_population(None)
             return
         mask = np.zeros(total, bool)
-        mask[population.indices] = True
+        mask[selection.indices] = True
         self._highlight(mask)
-        self.count.setText(f"{len(population)} of {total} neurons chosen ({population.name})")
-        self.session.set_population(population)
+        self.count.setText(
+            f"{len(selection)} of {total} neurons chosen ({selection.name}"
+            + (f"; {selection.spec}" if selection.spec != selection.name else "")
+            + ")"
+        )
+        self.session.set_population(selection)
 
     def _highlight(self, chosen: np.ndarray) -> None:
         layer = self._neurons_layer()
@@ -199,7 +208,7 @@ class PopulationWidget(QWidget):
                 translate=points.translate,
                 face_color=[1, 1, 1, 0.1],
                 edge_color="white",
-                edge_width=3,
+                edge_width=REGION_EDGE_PX / points.scale[-1],
                 metadata={TAG: {"role": "region"}},
             )
             self._region_layer.events.data.connect(self._region_edited)
@@ -211,10 +220,11 @@ class PopulationWidget(QWidget):
         else:
             self.update_population()
 
-    def _region_polygon(self) -> np.ndarray | None:
-        """The last drawn shape's vertices as cortical (x, y) µm, or None."""
+    def _region_polygons(self) -> list[np.ndarray]:
+        """Every drawn shape with >= 3 vertices as cortical (x, y) µm (K, 2) arrays."""
         layer = self._region_layer
-        if layer is None or layer not in self.viewer.layers or not len(layer.data):
-            return None
-        vertices = np.asarray(layer.data[-1])[:, -2:]  # (y, x) in the map's data units (µm)
-        return vertices[:, ::-1]
+        if layer is None or layer not in self.viewer.layers:
+            return []
+        # shapes hold (y, x) in the map's data units (µm); lines and paths of two points
+        # enclose nothing and are left out
+        return [np.asarray(shape)[:, -2:][:, ::-1] for shape in layer.data if len(shape) >= 3]

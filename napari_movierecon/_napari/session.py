@@ -10,7 +10,7 @@ import weakref
 import numpy as np
 from psygnal import Signal
 
-from napari_movierecon.reconstruct.neurons import Population, encoder_reliability
+from napari_movierecon.reconstruct.neurons import Selection, encoder_reliability
 from napari_movierecon.recording import Recording, Trial
 
 # Layer metadata key under which this plugin tags the layers it owns or reads.
@@ -33,7 +33,7 @@ class Session:
         self.encoder_source: str | None = None
         self.reliability: np.ndarray | None = None
         self.trial: Trial | None = None
-        self.population: Population | None = None
+        self.population: Selection | None = None
         self.runs: list = []  # RunView objects, oldest first
 
     def set_recording(self, recording: Recording, source: str, encoder, encoder_source: str):
@@ -47,7 +47,7 @@ class Session:
         self.trial = trial
         self.trial_changed.emit()
 
-    def set_population(self, population: Population | None) -> None:
+    def set_population(self, population: Selection | None) -> None:
         self.population = population
         self.population_changed.emit()
 

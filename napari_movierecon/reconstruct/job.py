@@ -15,7 +15,7 @@ from napari_movierecon.encoders.checkpoint import check_neurons
 from napari_movierecon.errors import MovieReconError
 from napari_movierecon.reconstruct.config import ReconstructionConfig
 from napari_movierecon.reconstruct.engine import Snapshot, reconstruct
-from napari_movierecon.reconstruct.neurons import Population
+from napari_movierecon.reconstruct.neurons import Selection
 from napari_movierecon.reconstruct.results import Reconstruction
 from napari_movierecon.recording import Recording, Trial
 
@@ -24,13 +24,14 @@ from napari_movierecon.recording import Recording, Trial
 class ReconstructionJob:
     """Everything one run needs. Masks are (H, W) bool or None; ``encoder_source`` says
     where the encoder came from (a path or "sample"), ``mask_record`` how the masks were
-    given (see ``masks.cut_masks``)."""
+    given (see ``masks.cut_masks``). ``population`` is the chosen neurons with the
+    population that chose them (recorded as its ``to_dict``, so the record reproduces it)."""
 
     recording: Recording
     trial: Trial
     encoder: Encoder
     encoder_source: str
-    population: Population
+    population: Selection
     config: ReconstructionConfig
     update_mask: np.ndarray | None = None
     eval_mask: np.ndarray | None = None
@@ -77,7 +78,7 @@ class ReconstructionJob:
             "trial": self.trial.index,
             "tier": self.trial.tier,
             "encoder": self.encoder_source,
-            "population": {"name": self.population.name, "spec": self.population.spec},
+            "population": self.population.population.to_dict(),
             "n_neurons": len(self.population),
             "masks": self.mask_record,
             "iterations_done": snapshot.iteration,

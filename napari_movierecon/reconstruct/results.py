@@ -3,8 +3,9 @@
 Arrays: ``movie`` (T, H, W) float32; optional ``mask`` (H, W) uint8,
 ``truth`` (T, H, W) float32, ``correlation_map`` (H, W), ``frame_correlation``
 (T,); ``neuron_ids`` (n,) int64. Record (metadata key ``movierecon``): format
-and version, config, recording and trial, encoder identity, population spec,
-metrics, timings. Loading never unpickles; writes are atomic.
+and version, config, recording and trial, encoder identity, population (a
+``Population.to_dict``; ``Population.from_dict`` gives it back), metrics,
+timings. Loading never unpickles; writes are atomic.
 """
 
 from __future__ import annotations

@@ -66,7 +66,7 @@ def test_side_by_side_mp4_of_a_run_with_its_record(ready, tmp_path, qtbot):
     expected = _displayed(truth, truth.data[FIRST : LAST + 1]).repeat(2, 1).repeat(2, 2)
     assert np.abs(frames[:, :, :128].astype(float) - expected).mean() < 3
     record = json.loads(written[1].read_text())["record"]["layers"]
-    assert record[run.movie_layer.name]["record"]["population"]["spec"] == "all"
+    assert record[run.movie_layer.name]["record"]["population"]["kind"] == "all"
     assert record[run.movie_layer.name]["config"]["iterations"] == 2
 
 

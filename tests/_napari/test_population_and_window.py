@@ -40,7 +40,21 @@ def test_population_modes_count_and_highlight_live(ready):
     inside = neurons.xyz[:, 0] <= 500
     assert len(session.population) == int(inside.sum())
     assert session.population.name == "left half"
-    assert session.population.spec == "region:4 vertices"
+    assert session.population.spec == "region:1 polygon"
+    # a second polygon adds its neurons; both are kept as cortical (x, y) µm vertices
+    region.add_polygons([np.array([[0, 1000], [0, 1200], [800, 1200], [800, 1000]], float)])
+    x = neurons.xyz[:, 0]
+    assert len(session.population) == int(((x <= 500) | ((x >= 1000) & (x <= 1200))).sum())
+    assert session.population.spec == "region:2 polygons"
+    population = session.population.population
+    assert population.polygons[1] == (
+        (1000.0, 0.0),
+        (1200.0, 0.0),
+        (1200.0, 800.0),
+        (1000.0, 800.0),
+    )
+    # the outline is drawn a few screen pixels wide, not a fraction of one
+    assert region.edge_width[0] * picker._neurons_layer().scale[-1] >= 0.4
 
 
 def test_reader_opens_reconstruction_files_and_ignores_others(tmp_path):
