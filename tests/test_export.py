@@ -350,3 +350,15 @@ def test_bad_options_are_refused(tmp_path, options, match):
 def test_read_frames_names_a_missing_file(tmp_path):
     with pytest.raises(MovieReconError, match=r"nothing\.mp4"):
         read_frames(tmp_path / "nothing.mp4")
+
+
+def test_panels_of_different_trials_are_refused_side_by_side(tmp_path):
+    movie = random_movie(seed=1)
+    truth = Panel(movie, (0, 1), name="truth", trial=("mouse A", 3))
+    same = Panel(movie, (0, 1), name="run", trial=(None, 3))  # recording unknown: trial decides
+    export_frames([truth, same, Panel(movie, (0, 1), name="untagged")], tmp_path / "ok.gif")
+    for other in (("mouse A", 4), ("mouse B", 3)):
+        panel = Panel(movie, (0, 1), name="other", trial=other)
+        with pytest.raises(MovieReconError, match="different trials cannot go side by side"):
+            export_frames([truth, panel], tmp_path / "no.gif")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.gif"]

@@ -1,9 +1,13 @@
-"""Dock widget and npe2 writer: export frames of image layers as mp4, gif, tiff or npy
-with a JSON sidecar (runs' configs, populations, metrics, frame range).
+"""Dock widget: export frames of image layers as mp4, gif, tiff or npy with a JSON
+sidecar (runs' configs, populations, metrics, frame range).
 
 Layers are exported as napari shows them (contrast limits and colormap) for video
-formats; tiff/npy of one layer hold its raw values. Several layers go side by side
-in one file, or one file per layer. Nothing is overwritten unless asked.
+formats; tiff/npy of one layer hold its raw values at the layer's own size (the
+scale applies to mp4/gif only). Several layers go side by side in one file (their
+names optionally drawn above them; layers of different trials are refused), or one
+file per layer. The target is a file name (its suffix, if any, must match the
+format) or an existing folder, which receives ``movierecon_export.<format>``.
+Nothing is overwritten unless 'overwrite' is ticked.
 """
 
 from __future__ import annotations
@@ -34,12 +38,31 @@ from qtpy.QtWidgets import (
 
 from napari_movierecon._napari.session import TAG
 from napari_movierecon.errors import MovieReconError
-from napari_movierecon.io.export import SUPPORTED_SUFFIXES, Panel, export_frames
+from napari_movierecon.io.export import SUPPORTED_SUFFIXES, Panel, TargetExists, export_frames
 
 FORMATS = ("mp4", "gif", "tiff", "npy")
+VIDEO_FORMATS = ("mp4", "gif")
+# The file an existing folder chosen as target receives (plus _<layer> per layer).
+DEFAULT_STEM = "movierecon_export"
+OVERWRITE_HINT = "tick 'overwrite existing files' to replace it"
 
 
-def layer_panel(data: np.ndarray, limits, colormap, name: str, frames: range) -> Panel:
+def layer_trial(metadata: dict) -> tuple[str | None, int] | None:
+    """(recording, trial) a layer's frames belong to, from this plugin's tag, or None."""
+    info = metadata.get(TAG, {})
+    if info.get("trial") is None:
+        return None
+    return info.get("recording"), int(info["trial"])
+
+
+def layer_panel(
+    data: np.ndarray,
+    limits,
+    colormap,
+    name: str,
+    frames: range,
+    trial: tuple[str | None, int] | None = None,
+) -> Panel:
     """A Panel of ``frames`` of a layer's data: (T, H, W) sliced, (H, W) repeated."""
     data = np.asarray(data)
     if data.ndim == 2:
@@ -54,7 +77,8 @@ def layer_panel(data: np.ndarray, limits, colormap, name: str, frames: range) ->
     else:
         raise MovieReconError(f"layer {name!r}: only 2-D or (T, H, W) images can be exported")
     lut = ensure_colormap(colormap).map(np.linspace(0.0, 1.0, 256))
-    return Panel(frames=cut, limits=tuple(float(v) for v in limits), colormap=lut, name=name)
+    limits = tuple(float(v) for v in limits)
+    return Panel(frames=cut, limits=limits, colormap=lut, name=name, trial=trial)
 
 
 def _slug(name: str) -> str:
@@ -69,17 +93,29 @@ def export_layers(
     fps: float,
     scale: int,
     overwrite: bool,
+    labels: bool = False,
 ) -> list[Path]:
     """Export ``frames`` of ``layers`` to ``path`` (one file, or one per layer named
-    ``<stem>_<layer><suffix>``), each with a JSON sidecar; returns the written paths."""
+    ``<stem>_<layer><suffix>``), each with a JSON sidecar; returns the written paths.
+    ``scale`` enlarges mp4/gif only; ``labels`` draws the layers' names above them
+    when several go side by side."""
     if not layers:
         raise MovieReconError("choose at least one layer to export")
     if len(frames) == 0:
         raise MovieReconError(f"the frame range {frames.start}..{frames.stop - 1} is empty")
     panels = [
-        layer_panel(layer.data, layer.contrast_limits, layer.colormap, layer.name, frames)
+        layer_panel(
+            layer.data,
+            layer.contrast_limits,
+            layer.colormap,
+            layer.name,
+            frames,
+            layer_trial(layer.metadata),
+        )
         for layer in layers
     ]
+    if path.suffix.lower() not in tuple(f".{fmt}" for fmt in VIDEO_FORMATS):
+        scale = 1
     runs = {layer.name: layer.metadata[TAG] for layer in layers if TAG in layer.metadata}
     if side_by_side or len(layers) == 1:
         jobs = [(panels, path)]
@@ -90,7 +126,7 @@ def export_layers(
         ]
         existing = [target for _, target in jobs if target.exists()]
         if existing and not overwrite:
-            raise MovieReconError(f"{existing[0]}: already exists; tick 'overwrite' to replace")
+            raise TargetExists(existing[0])
     written = []
     for chosen, target in jobs:
         record = {"layers": {p.name: runs.get(p.name) for p in chosen}}
@@ -102,29 +138,9 @@ def export_layers(
             record=record,
             overwrite=overwrite,
             first_frame=frames.start,
+            labels=labels and len(chosen) > 1,
         )
     return written
-
-
-def write_image(path: str, data, attributes: dict) -> list[str]:
-    """npe2 single-layer writer: every frame of an image layer, as displayed for
-    mp4/gif and raw for tiff/npy, with a JSON sidecar."""
-    data = np.asarray(data)
-    frames = range(data.shape[0] if data.ndim == 3 else 1)
-    panel = layer_panel(
-        data,
-        attributes.get("contrast_limits") or (float(data.min()), float(data.max()) + 1e-6),
-        attributes.get("colormap", "gray"),
-        attributes.get("name", "layer"),
-        frames,
-    )
-    record = {"layers": {panel.name: attributes.get("metadata", {}).get(TAG)}}
-    try:
-        written = export_frames([panel], path, record=record)
-    except MovieReconError as err:
-        show_error(f"movierecon: {err}")
-        return []
-    return [str(p) for p in written]
 
 
 class ExportWidget(QWidget):
@@ -143,8 +159,14 @@ class ExportWidget(QWidget):
         self.format.addItems(FORMATS)
         self.side_by_side = QCheckBox("side by side in one file")
         self.side_by_side.setChecked(True)
+        self.labels = QCheckBox("names above the panels")
+        self.labels.setChecked(True)
+        self.labels.setToolTip("side by side: draw each layer's name above its panel")
         self.scale = QSpinBox(minimum=1, maximum=16)
         self.scale.setValue(4)
+        self.scale.setToolTip(
+            "mp4/gif: enlarge by pixel repetition; tiff/npy keep the layer's own pixels"
+        )
         self.fps = QDoubleSpinBox(minimum=0.1, maximum=240.0, decimals=1)
         self.fps.setValue(30.0)
         self.path = QLineEdit(str(Path.home() / "movierecon_export"))
@@ -169,6 +191,7 @@ class ExportWidget(QWidget):
         form.addRow(self.current_only)
         form.addRow("format", self.format)
         form.addRow(self.side_by_side)
+        form.addRow(self.labels)
         form.addRow("scale", self.scale)
         form.addRow("fps", self.fps)
         form.addRow("file", path_row)
@@ -176,7 +199,14 @@ class ExportWidget(QWidget):
         form.addRow(self.export_button)
         form.addRow(self.status)
 
+        self.path.setToolTip(
+            "a file name (no suffix: the format's) or an existing folder, which receives "
+            f"{DEFAULT_STEM}.<format>"
+        )
         self.export_button.clicked.connect(self.export)
+        self.format.currentTextChanged.connect(self._format_changed)
+        self.side_by_side.toggled.connect(self._format_changed)
+        self._format_changed()
         for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
             event.connect(self._refresh_layers)
         napari_viewer.layers.events.reordered.connect(self._refresh_layers)
@@ -214,10 +244,30 @@ class ExportWidget(QWidget):
         return range(self.first.value(), self.last.value() + 1)
 
     def target(self) -> Path:
-        """The typed path with the chosen format's suffix."""
-        path = Path(self.path.text().strip()).expanduser()
-        suffix = "." + self.format.currentText()
-        return path if path.suffix.lower() in SUPPORTED_SUFFIXES else path.with_suffix(suffix)
+        """The file to write: an existing folder receives ``DEFAULT_STEM.<format>``; a
+        name without a known suffix gets the format's; a suffix of another format is
+        refused (MovieReconError) rather than silently chosen over the format box."""
+        text = self.path.text().strip()
+        if not text:
+            raise MovieReconError("type a file name or a folder to export to")
+        path = Path(text).expanduser()
+        fmt = self.format.currentText()
+        if path.is_dir():
+            return path / f"{DEFAULT_STEM}.{fmt}"
+        suffix = path.suffix.lower()
+        if suffix not in SUPPORTED_SUFFIXES:
+            return path.with_name(f"{path.name}.{fmt}")
+        if {".tif": "tiff"}.get(suffix, suffix[1:]) != fmt:
+            raise MovieReconError(
+                f"the file name ends in {path.suffix} but the format is {fmt}: "
+                "change the name or the format"
+            )
+        return path
+
+    def _format_changed(self, *_) -> None:
+        video = self.format.currentText() in VIDEO_FORMATS
+        self.scale.setEnabled(video)
+        self.labels.setEnabled(self.side_by_side.isChecked())
 
     def export(self) -> list[Path]:
         """Export as set; a problem is shown and nothing is written."""
@@ -231,15 +281,21 @@ class ExportWidget(QWidget):
                 self.fps.value(),
                 self.scale.value(),
                 self.overwrite.isChecked(),
+                labels=self.labels.isChecked() and self.labels.isEnabled(),
             )
+        except TargetExists as err:
+            return self._refuse(f"{err.path}: already exists; {OVERWRITE_HINT}")
         except MovieReconError as err:
-            self.status.setText(f"<font color='#e05050'>{err}</font>")
-            show_error(f"movierecon export: {err}")
-            return []
+            return self._refuse(str(err))
         text = "wrote " + ", ".join(str(p) for p in written)
         self.status.setText(text)
         show_info(f"movierecon: {text}")
         return written
+
+    def _refuse(self, message: str) -> list[Path]:
+        self.status.setText(f"<font color='#e05050'>{message}</font>")
+        show_error(f"movierecon export: {message}")
+        return []
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export to", self.path.text())

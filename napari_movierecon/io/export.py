@@ -20,7 +20,9 @@ the LUT row ``round(x * (N - 1))`` (N LUT rows) and its colour ``round(255 * c)`
 Panels are placed left to right with ``GAP_PX`` black columns between them, and
 the whole frame is enlarged ``scale`` times by pixel repetition (nearest
 neighbour), gap included: H' = H*scale, W' = (sum of W + GAP_PX*(n-1))*scale.
-An mp4 adds one black row/column at the bottom/right where H'/W' is odd.
+With ``labels``, a ``LABEL_PX`` tall black strip with each panel's name above it
+is added on top (H' += LABEL_PX). An mp4 adds one black row/column at the
+bottom/right where H'/W' is odd. Panels of different trials never go side by side.
 
 An optional JSON sidecar ``<file>.json`` (e.g. ``movie.mp4.json``) records the
 frame range, panels, limits, fps, scale and whatever the caller passes.
@@ -54,6 +56,8 @@ GAP_PX = 4
 # x264 constant rate factor: 0 is lossless, ~17 is "visually lossless"; 10 keeps
 # smooth 8-bit movies within about one grey level while staying playable everywhere.
 MP4_CRF = 10
+# Height in output pixels of the strip of panel names drawn above labelled exports.
+LABEL_PX = 16
 
 
 @dataclass(frozen=True)
@@ -66,13 +70,16 @@ class Panel:
     colormap: (N, 3) or (N, 4) float LUT with values in 0..1 (N >= 2, napari uses
         256), row 0 for ``lo`` and row N-1 for ``hi``; an alpha column is composited
         over black, as on napari's black canvas. None means grey.
-    name: the layer's name, for the sidecar and error messages.
+    name: the layer's name, for the sidecar, error messages and burned-in labels.
+    trial: (recording name or None, trial index) the frames belong to, or None when
+        they belong to no trial; panels of different trials are never put side by side.
     """
 
     frames: Any
     limits: tuple[float, float]
     colormap: Any = None
     name: str = ""
+    trial: tuple[str | None, int] | None = None
 
 
 class _Ready(NamedTuple):
@@ -84,6 +91,15 @@ class _Ready(NamedTuple):
     lut: np.ndarray
     name: str
     grey: bool
+    trial: tuple[str | None, int] | None
+
+
+class TargetExists(MovieReconError):
+    """An export target exists and replacing it was not allowed (``path``: the file)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"{path}: already exists and is not replaced")
+        self.path = path
 
 
 # ---------------------------------------------------------------- display
@@ -195,7 +211,7 @@ def _check_panel(index: int, panel: Panel) -> _Ready:
         lut = lut_to_uint8(panel.colormap)
     except MovieReconError as err:
         raise MovieReconError(f"{label}: {err}") from err
-    return _Ready(frames, lo, hi, lut, str(panel.name), panel.colormap is None)
+    return _Ready(frames, lo, hi, lut, str(panel.name), panel.colormap is None, panel.trial)
 
 
 def _check_panels(panels: Sequence[Panel]) -> list[_Ready]:
@@ -213,7 +229,31 @@ def _check_panels(panels: Sequence[Panel]) -> list[_Ready]:
                 f"has {first[0]} frames of height {first[1]}; panels side by side need "
                 "the same number of frames and the same height"
             )
+    _check_same_trial(ready)
     return ready
+
+
+def _same_trial(a: tuple[str | None, int], b: tuple[str | None, int]) -> bool:
+    """Whether two (recording, trial) tags can be the same trial (an unknown recording
+    matches any)."""
+    return a[1] == b[1] and (a[0] is None or b[0] is None or a[0] == b[0])
+
+
+def _trial_text(tag: tuple[str | None, int]) -> str:
+    return f"trial {tag[1]}" + (f" of {tag[0]}" if tag[0] is not None else "")
+
+
+def _check_same_trial(ready: Sequence[_Ready]) -> None:
+    """Refuse panels of different trials side by side: a figure would pair a
+    reconstruction with another trial's movie."""
+    tagged = [panel for panel in ready if panel.trial is not None]
+    for panel in tagged[1:]:
+        if not _same_trial(tagged[0].trial, panel.trial):
+            raise MovieReconError(
+                f"{tagged[0].name!r} shows {_trial_text(tagged[0].trial)} but {panel.name!r} "
+                f"shows {_trial_text(panel.trial)}: panels of different trials cannot go "
+                "side by side (export them one file per layer)"
+            )
 
 
 def _sidecar_path(path: Path) -> Path:
@@ -233,7 +273,7 @@ def _check_destination(targets: Sequence[Path], overwrite: bool) -> None:
         if target.is_dir():
             raise MovieReconError(f"{target}: is a folder")
         if not overwrite and (target.exists() or target.is_symlink()):
-            raise MovieReconError(f"{target}: already exists; pass overwrite=True to replace it")
+            raise TargetExists(target)
 
 
 # ---------------------------------------------------------------- frames
@@ -246,35 +286,73 @@ def _upscale(array: np.ndarray, scale: int, axes: tuple[int, int]) -> np.ndarray
     return np.repeat(np.repeat(array, scale, axis=axes[0]), scale, axis=axes[1])
 
 
-def _frame(ready: Sequence[_Ready], t: int, scale: int) -> np.ndarray:
-    """Displayed frame ``t``: (H*scale, W'*scale, 3) uint8, panels side by side."""
+class _Layout(NamedTuple):
+    """How panels become displayed frames: ``scale`` (integer enlargement) and the
+    optional ``strip`` (S, W', 3) uint8 of panel names drawn above them."""
+
+    scale: int
+    strip: np.ndarray | None
+
+
+def _label_strip(ready: Sequence[_Ready], scale: int) -> np.ndarray:
+    """(LABEL_PX, W', 3) uint8: each panel's name in white on black above its panel,
+    cut to the panel's width."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    width = _displayed_size(ready, _Layout(scale, None))[1]
+    image = Image.new("RGB", (width, LABEL_PX))
+    draw = ImageDraw.Draw(image)
+    try:
+        font = ImageFont.load_default(size=LABEL_PX - 4)
+    except (TypeError, OSError):  # Pillow without FreeType: the small bitmap font
+        font = ImageFont.load_default()
+    left = 0
+    for panel in ready:
+        panel_width = panel.frames.shape[2] * scale
+        text = panel.name
+        while text and draw.textlength(text, font=font) > panel_width - 4:
+            text = text[:-1]
+        draw.text((left + 2, 1), text, fill=(255, 255, 255), font=font)
+        left += panel_width + GAP_PX * scale
+    return np.asarray(image)
+
+
+def _frame(ready: Sequence[_Ready], t: int, layout: _Layout) -> np.ndarray:
+    """Displayed frame ``t``: (H', W', 3) uint8, panels side by side, names above."""
     parts = []
     for index, panel in enumerate(ready):
         if index:
             parts.append(np.zeros((panel.frames.shape[1], GAP_PX, 3), dtype=np.uint8))
         rows = _lut_rows(panel.frames[t], panel.lo, panel.hi, panel.lut.shape[0])
         parts.append(panel.lut[rows])
-    return _upscale(np.concatenate(parts, axis=1), scale, (0, 1))
+    frame = _upscale(np.concatenate(parts, axis=1), layout.scale, (0, 1))
+    return frame if layout.strip is None else np.concatenate([layout.strip, frame])
 
 
-def _frames(ready: Sequence[_Ready], scale: int) -> Iterator[np.ndarray]:
+def _frames(ready: Sequence[_Ready], layout: _Layout) -> Iterator[np.ndarray]:
     """All displayed frames, one (H', W', 3) uint8 array at a time."""
     for t in range(ready[0].frames.shape[0]):
-        yield _frame(ready, t, scale)
+        yield _frame(ready, t, layout)
 
 
-def _displayed_size(ready: Sequence[_Ready], scale: int) -> tuple[int, int]:
+def _displayed_size(ready: Sequence[_Ready], layout: _Layout) -> tuple[int, int]:
     """(H', W') of the displayed frames in pixels."""
-    height = ready[0].frames.shape[1]
+    height = ready[0].frames.shape[1] * layout.scale
     width = sum(panel.frames.shape[2] for panel in ready) + GAP_PX * (len(ready) - 1)
-    return height * scale, width * scale
+    strip = 0 if layout.strip is None else layout.strip.shape[0]
+    return height + strip, width * layout.scale
 
 
-def _data_array(ready: Sequence[_Ready], scale: int) -> np.ndarray:
+def _raw(ready: Sequence[_Ready], fmt: str) -> bool:
+    """Whether ``fmt`` stores raw values (one panel as npy/tiff), not displayed colours."""
+    return fmt in ("npy", "tiff") and len(ready) == 1
+
+
+def _data_array(ready: Sequence[_Ready], layout: _Layout) -> np.ndarray:
     """What .npy/.tiff hold: raw float32 (T, H', W') for one panel, else RGB uint8."""
     if len(ready) == 1:
-        return _upscale(ready[0].frames, scale, (1, 2))
-    return np.stack(list(_frames(ready, scale)))
+        return _upscale(ready[0].frames, layout.scale, (1, 2))
+    return np.stack(list(_frames(ready, layout)))
 
 
 def _pad_even(frame: np.ndarray) -> np.ndarray:
@@ -306,13 +384,13 @@ def _write_file(path: Path, write: Callable[[BinaryIO], None]) -> None:
         os.fsync(handle.fileno())
 
 
-def _write_npy(path: Path, ready: Sequence[_Ready], scale: int, fps: float) -> None:
-    data = _data_array(ready, scale)
+def _write_npy(path: Path, ready: Sequence[_Ready], layout: _Layout, fps: float) -> None:
+    data = _data_array(ready, layout)
     _write_file(path, lambda handle: np.save(handle, data, allow_pickle=False))
 
 
-def _write_tiff(path: Path, ready: Sequence[_Ready], scale: int, fps: float) -> None:
-    data = _data_array(ready, scale)
+def _write_tiff(path: Path, ready: Sequence[_Ready], layout: _Layout, fps: float) -> None:
+    data = _data_array(ready, layout)
     photometric = "minisblack" if data.ndim == 3 else "rgb"
     _write_file(path, lambda handle: tifffile.imwrite(handle, data, photometric=photometric))
 
@@ -357,14 +435,14 @@ def _gif_stream(handle: BinaryIO, frames: Iterator[np.ndarray], delay_cs: int) -
     handle.write(b";")
 
 
-def _write_gif(path: Path, ready: Sequence[_Ready], scale: int, fps: float) -> None:
+def _write_gif(path: Path, ready: Sequence[_Ready], layout: _Layout, fps: float) -> None:
     delay = _gif_delay_cs(fps)
-    _write_file(path, lambda handle: _gif_stream(handle, _frames(ready, scale), delay))
+    _write_file(path, lambda handle: _gif_stream(handle, _frames(ready, layout), delay))
 
 
-def _write_mp4(path: Path, ready: Sequence[_Ready], scale: int, fps: float) -> None:
+def _write_mp4(path: Path, ready: Sequence[_Ready], layout: _Layout, fps: float) -> None:
     """H.264 (libx264, yuv420p, crf ``MP4_CRF``) written by ffmpeg to the file ``path``."""
-    height, width = _displayed_size(ready, scale)
+    height, width = _displayed_size(ready, layout)
     writer = imageio_ffmpeg.write_frames(
         str(path),
         (width + width % 2, height + height % 2),
@@ -379,7 +457,7 @@ def _write_mp4(path: Path, ready: Sequence[_Ready], scale: int, fps: float) -> N
     )
     writer.send(None)
     try:
-        for frame in _frames(ready, scale):
+        for frame in _frames(ready, layout):
             writer.send(np.ascontiguousarray(_pad_even(frame)))
     finally:
         writer.close()
@@ -418,7 +496,7 @@ def _sidecar_text(
     fmt: str,
     ready: Sequence[_Ready],
     fps: float,
-    scale: int,
+    layout: _Layout,
     first_frame: int,
     record: dict,
 ) -> str:
@@ -426,8 +504,8 @@ def _sidecar_text(
     from napari_movierecon import __version__
 
     count = ready[0].frames.shape[0]
-    raw = fmt in ("npy", "tiff") and len(ready) == 1
-    height, width = _displayed_size(ready, scale)
+    raw = _raw(ready, fmt)
+    height, width = _displayed_size(ready, layout)
     if fmt == "mp4":
         height, width = height + height % 2, width + width % 2
     export = {
@@ -436,7 +514,8 @@ def _sidecar_text(
         "content": "raw float32 values" if raw else "displayed RGB uint8",
         "frames": {"start": first_frame, "stop": first_frame + count, "count": count},
         "fps": fps,
-        "scale": scale,
+        "scale": layout.scale,
+        "labels": layout.strip is not None,
         "height": height,
         "width": width,
         "gap_px": GAP_PX if len(ready) > 1 else 0,
@@ -447,6 +526,9 @@ def _sidecar_text(
                 "colormap": "gray" if panel.grey else f"lookup table ({panel.lut.shape[0]})",
                 "height": int(panel.frames.shape[1]),
                 "width": int(panel.frames.shape[2]),
+                "trial": None
+                if panel.trial is None
+                else {"recording": panel.trial[0], "trial": panel.trial[1]},
             }
             for panel in ready
         ],
@@ -512,6 +594,7 @@ def export_frames(
     record: dict | None = None,
     overwrite: bool = False,
     first_frame: int = 0,
+    labels: bool = False,
 ) -> list[Path]:
     """Write ``panels`` (left to right) to ``path``; the suffix picks the format.
 
@@ -522,6 +605,9 @@ def export_frames(
     written with the export settings to the JSON sidecar ``<path>.json`` under
     "record" (NaN becomes null). ``first_frame``: index of the panels' first frame
     in the layers, recorded as the frame range [first_frame, first_frame + T).
+    ``labels``: draw each panel's name in a ``LABEL_PX`` strip above it (displayed
+    colours only; raw values of one panel stay as they are). Panels tagged with
+    different trials (``Panel.trial``) are refused.
 
     Nothing is replaced unless ``overwrite``; the media file and the sidecar are
     written to temporary siblings and renamed into place together at the end.
@@ -536,14 +622,16 @@ def export_frames(
     targets = [path] if record is None else [path, _sidecar_path(path)]
     _check_destination(targets, overwrite)
     ready = _check_panels(panels)
+    strip = _label_strip(ready, scale) if labels and not _raw(ready, fmt) else None
+    layout = _Layout(scale, strip)
     sidecar = None
     if record is not None:
-        sidecar = _sidecar_text(path, fmt, ready, fps, scale, first_frame, record)
+        sidecar = _sidecar_text(path, fmt, ready, fps, layout, first_frame, record)
 
     temps: list[Path] = []
     try:
         temps.append(_temp_sibling(path))
-        _WRITERS[fmt](temps[0], ready, scale, fps)
+        _WRITERS[fmt](temps[0], ready, layout, fps)
         if sidecar is not None:
             temps.append(_temp_sibling(targets[1]))
             _write_file(temps[1], lambda handle: handle.write(sidecar.encode("utf-8")))

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from napari.utils.colormaps import ensure_colormap
 
-from napari_movierecon._napari.export_widget import write_image
-from napari_movierecon.io.export import display_rgb, read_frames
+from napari_movierecon._napari.writer import write_image
+from napari_movierecon.errors import MovieReconError
+from napari_movierecon.io.export import LABEL_PX, display_rgb, read_frames
 
 FIRST, LAST = 5, 14
 
@@ -59,6 +60,7 @@ def test_side_by_side_mp4_of_a_run_with_its_record(ready, tmp_path, qtbot):
     names = [truth.name, run.movie_layer.name, run.map_layer.name]
     widget = _setup(ready, tmp_path, "mp4", names)
     widget.scale.setValue(2)
+    widget.labels.setChecked(False)
     written = widget.export()
     frames = read_frames(written[0])
     assert frames.shape == (10, 72, (3 * 64 + 2 * 4) * 2, 3)
@@ -112,4 +114,83 @@ def test_npe2_writer_exports_every_frame(tmp_path):
     attributes = {"name": "movie", "contrast_limits": (0, 255), "colormap": "gray", "metadata": {}}
     written = write_image(str(tmp_path / "movie.tif"), movie, attributes)
     np.testing.assert_array_equal(read_frames(written[0]), movie)
-    assert write_image(str(tmp_path / "movie.tif"), movie, attributes) == []  # exists
+    # napari's save dialog asks before replacing; the writer then replaces atomically
+    written = write_image(str(tmp_path / "movie.tif"), movie[:2], attributes)
+    np.testing.assert_array_equal(read_frames(written[0]), movie[:2])
+
+
+def test_npe2_writer_errors_propagate_to_napari(tmp_path):
+    attributes = {"name": "movie", "contrast_limits": (0, 255), "colormap": "gray"}
+    with pytest.raises(MovieReconError, match=r"unknown file type '\.avi'"):
+        write_image(str(tmp_path / "movie.avi"), np.zeros((2, 4, 4)), attributes)
+    with pytest.raises(MovieReconError, match="NaN"):
+        write_image(str(tmp_path / "movie.npy"), np.full((2, 4, 4), np.nan), attributes)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_existing_folder_receives_the_export(ready, tmp_path):
+    truth = ready.viewer.layers[0]
+    widget = _setup(ready, tmp_path, "npy", [truth.name])
+    widget.path.setText(str(tmp_path))
+    written = widget.export()
+    assert [p.name for p in written] == ["movierecon_export.npy", "movierecon_export.npy.json"]
+    assert all(p.parent == tmp_path for p in written)
+
+
+def test_a_suffix_that_disagrees_with_the_format_is_refused(ready, tmp_path):
+    truth = ready.viewer.layers[0]
+    widget = _setup(ready, tmp_path, "mp4", [truth.name])
+    widget.path.setText(str(tmp_path / "clip.gif"))
+    assert widget.export() == []
+    assert "ends in .gif but the format is mp4" in widget.status.text()
+    widget.path.setText(str(tmp_path / "clip.TIF"))
+    widget.format.setCurrentText("tiff")
+    assert [p.name for p in widget.export()] == ["clip.TIF", "clip.TIF.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.TIF", "clip.TIF.json"]
+
+
+def test_arrays_keep_the_layers_pixels_and_overwrite_is_asked_in_user_words(ready, tmp_path):
+    truth = ready.viewer.layers[0]
+    widget = _setup(ready, tmp_path, "tiff", [truth.name])
+    widget.scale.setValue(4)  # for videos; arrays stay at the layer's size
+    assert not widget.scale.isEnabled()
+    written = widget.export()
+    assert read_frames(written[0]).shape == (10, 36, 64)
+    assert widget.export() == []
+    text = widget.status.text()
+    assert "tick 'overwrite existing files'" in text and "overwrite=True" not in text
+
+
+def test_side_by_side_labels_are_burned_in_above_the_panels(ready, tmp_path):
+    truth = ready.viewer.layers[0]
+    ready.viewer.add_image(np.zeros((300, 36, 64), np.float32), name="zeros")
+    widget = _setup(ready, tmp_path, "gif", [truth.name, "zeros"])
+    widget.scale.setValue(2)
+    widget.labels.setChecked(True)
+    labelled = read_frames(widget.export()[0])
+    assert labelled.shape == (10, LABEL_PX + 72, (2 * 64 + 4) * 2, 3)
+    strip = labelled[0, :LABEL_PX]
+    assert strip[:, : 64 * 2].max() == 255 and strip[:, 68 * 2 :].max() == 255  # two names
+    np.testing.assert_array_equal(
+        labelled[:, LABEL_PX:, :128],
+        _displayed(truth, truth.data[FIRST : LAST + 1]).repeat(2, 1).repeat(2, 2),
+    )
+    widget.labels.setChecked(False)
+    widget.overwrite.setChecked(True)
+    assert read_frames(widget.export()[0]).shape == (10, 72, (2 * 64 + 4) * 2, 3)
+
+
+def test_panels_of_different_trials_are_not_put_side_by_side(ready, tmp_path):
+    truth = ready.viewer.layers[0]
+    info = truth.metadata["movierecon"]
+    other = ready.viewer.add_image(
+        np.zeros((300, 36, 64), np.float32),
+        name="run of another trial",
+        metadata={"movierecon": {"recording": info["recording"], "trial": info["trial"] + 1}},
+    )
+    widget = _setup(ready, tmp_path, "mp4", [truth.name, other.name])
+    assert widget.export() == []
+    assert "panels of different trials cannot go side by side" in widget.status.text()
+    assert list(tmp_path.iterdir()) == []
+    widget.side_by_side.setChecked(False)  # one file per layer is fine
+    assert len(widget.export()) == 4
