@@ -44,7 +44,8 @@ def test_json_round_trip_and_replace():
         ({"learning_rate": -1}, "learning_rate must be > 0"),
         ({"optimizer": "sgd"}, "optimizer must be one of"),
         ({"window_frames": 0}, "window_frames must be >= 1"),
-        ({"update_mask_threshold": 1.5}, "mask thresholds"),
+        ({"update_mask_threshold": 1.5}, r"update_mask_threshold must lie in \(0, 1\]"),
+        ({"iterations": "many"}, "iterations must be >= 1"),
         ({"ensemble": "vote"}, "ensemble must be one of"),
     ],
 )

@@ -1,131 +1,171 @@
-"""An editor for every knob of ``ReconstructionConfig``, filled from a preset and
-validated as typed (the dataclass's own validation; the message is shown)."""
+"""The parameter form of ``ReconstructionConfig``, generated with magicgui from the
+dataclass: one type-aware widget per field (choices as drop-downs, booleans as check
+boxes, numbers as spin boxes), its documentation as tooltip, and what is wrong with
+a value shown in red right under its field (the dataclass's own rules,
+``config.config_problems``). Filled from a preset.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import typing
 
 import torch
+from magicgui import widgets
+from magicgui.widgets.bases import ValuedContainerWidget
 from psygnal import Signal
-from qtpy.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
-    QFormLayout,
-    QLabel,
-    QSpinBox,
-    QWidget,
+from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from napari_movierecon.reconstruct.config import (
+    PRESETS,
+    ReconstructionConfig,
+    config_problems,
 )
 
-from napari_movierecon.errors import MovieReconError
-from napari_movierecon.reconstruct import config as config_module
-from napari_movierecon.reconstruct.config import PRESETS, ReconstructionConfig
-
-# Knobs whose value may be None: the spin box's 0 stands for None (its special text).
-NONE_AS_ZERO = {
-    "window_frames": "whole clip",
-    "gradient_clip": "off",
-    "members": "all",
-    "normalize_block_frames": "whole window",
-}
-CHOICES = {
-    "optimizer": config_module.OPTIMIZERS,
-    "ensemble": config_module.ENSEMBLE_STRATEGIES,
-    "init": config_module.INITS,
-    "loss": config_module.LOSSES,
-}
+ERROR_STYLE = "color: #e05050;"
 FLOAT_DECIMALS = {"beta1": 3, "update_mask_threshold": 2, "eval_mask_threshold": 2}
+NUMBER_MAX = 10**7
 
 
-def _devices() -> list[str]:
-    return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+def _devices() -> tuple[str, ...]:
+    return ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
+
+
+class OptionalNumber(ValuedContainerWidget):
+    """A number or None: a spin box and a check box saying what None stands for
+    ("whole clip", "all"...). Typing a number unticks the box."""
+
+    def __init__(self, number: widgets.ValueWidget, none_text: str, **kwargs) -> None:
+        self.number = number
+        self.none = widgets.CheckBox(name="none", text=none_text)
+        super().__init__(
+            widgets=[number, self.none], layout="horizontal", labels=False, nullable=True, **kwargs
+        )
+        self.margins = (0, 0, 0, 0)
+        number.changed.connect(self._typed)
+        self.none.changed.connect(lambda: self.changed.emit(self.value))
+
+    def _typed(self, *_) -> None:
+        with self.none.changed.blocked():
+            self.none.value = False
+        self.changed.emit(self.value)
+
+    def get_value(self):
+        return None if self.none.value else self.number.value
+
+    def set_value(self, value) -> None:
+        with self.none.changed.blocked(), self.number.changed.blocked():
+            self.none.value = value is None
+            if value is not None:
+                self.number.value = value
+
+
+def _field_widget(field: dataclasses.Field, annotation) -> widgets.ValueWidget:
+    """The widget of one config field: its type decides the kind, its metadata the
+    choices, the tooltip and what None stands for."""
+    meta = field.metadata
+    options = {"name": field.name, "label": field.name.replace("_", " ")}
+    options["tooltip"] = meta.get("doc", "")
+    base = next((a for a in typing.get_args(annotation) if a is not type(None)), annotation)
+    choices = meta.get("choices") or (_devices() if field.name == "device" else None)
+    if choices is not None:
+        return widgets.ComboBox(choices=list(choices), **options)
+    if base is bool:
+        return widgets.CheckBox(**options)
+    number_options = {} if "none" in meta else options
+    # loose ranges: the dataclass's rules decide, and say so next to the field
+    if base is int:
+        number = widgets.SpinBox(min=-1, max=NUMBER_MAX, **number_options)
+    else:
+        decimals = FLOAT_DECIMALS.get(field.name, 2)
+        number = widgets.FloatSpinBox(
+            min=-1.0, max=NUMBER_MAX, step=10**-decimals, **number_options
+        )
+        number.native.setDecimals(decimals)
+    if "none" in meta:
+        return OptionalNumber(number, meta["none"], **options)
+    return number
 
 
 class ConfigEditor(QWidget):
     """``config()`` returns the validated config or raises MovieReconError;
-    ``changed`` fires on every edit."""
+    ``changed`` fires on every edit. ``fields`` maps field names to their magicgui
+    widgets, ``editors`` to those widgets' Qt widgets (for code that types into Qt),
+    ``problems`` to the red labels under them; ``problem`` sums them up."""
 
     changed = Signal()
 
     def __init__(self) -> None:
         super().__init__()
-        self.preset = QComboBox()
-        self.preset.addItems(list(PRESETS))
-        self.preset.setCurrentText("fast")
-        self.editors: dict[str, QWidget] = {}
-        form = QFormLayout(self)
-        form.addRow("preset", self.preset)
+        hints = typing.get_type_hints(ReconstructionConfig)
+        self.preset = widgets.ComboBox(
+            name="preset",
+            label="preset",
+            choices=list(PRESETS),
+            tooltip="fill every field from a named starting point",
+        )
+        self.fields: dict[str, widgets.ValueWidget] = {}
+        self.problems: dict[str, widgets.Label] = {}
+        rows: list[widgets.Widget] = [self.preset]
         for field in dataclasses.fields(ReconstructionConfig):
             if field.name == "preset":
                 continue
-            editor = self._editor(field.name, field.type)
-            self.editors[field.name] = editor
-            form.addRow(field.name.replace("_", " "), editor)
+            editor = _field_widget(field, hints[field.name])
+            problem = widgets.Label(name=f"{field.name}_problem", label="", visible=False)
+            problem.native.setStyleSheet(ERROR_STYLE)
+            problem.native.setWordWrap(True)
+            editor.changed.connect(self._edited)
+            self.fields[field.name] = editor
+            self.problems[field.name] = problem
+            rows += [editor, problem]
+        self.form = widgets.Container(widgets=rows, labels=True)
+        self.form.margins = (0, 0, 0, 0)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.form.native)
         self.problem = QLabel()
         self.problem.setWordWrap(True)
-        form.addRow(self.problem)
-        self.preset.currentTextChanged.connect(self.load_preset)
+        self.problem.setStyleSheet(ERROR_STYLE)
+        layout.addWidget(self.problem)
+        self.editors = {
+            name: (widget.number if isinstance(widget, OptionalNumber) else widget).native
+            for name, widget in self.fields.items()
+        }
+        self.preset.changed.connect(self.load_preset)
         self.load_preset("fast")
-
-    def _editor(self, name: str, annotation: str) -> QWidget:
-        if name in CHOICES or name == "device":
-            editor = QComboBox()
-            editor.addItems(list(CHOICES.get(name, _devices())))
-            editor.currentTextChanged.connect(self._edited)
-        elif annotation.startswith("bool"):
-            editor = QCheckBox()
-            editor.toggled.connect(self._edited)
-        elif annotation.startswith("int"):
-            editor = QSpinBox(minimum=-1, maximum=10**7)
-            editor.valueChanged.connect(self._edited)
-        else:
-            editor = QDoubleSpinBox(decimals=FLOAT_DECIMALS.get(name, 2), minimum=-1.0, maximum=1e7)
-            editor.valueChanged.connect(self._edited)
-        if name in NONE_AS_ZERO:
-            editor.setMinimum(0)
-            editor.setSpecialValueText(NONE_AS_ZERO[name])
-        return editor
 
     def load_preset(self, name: str) -> None:
         """Fill every editor from preset ``name``."""
+        with self.preset.changed.blocked():
+            self.preset.value = name
         self.set_config(PRESETS[name])
 
     def set_config(self, config: ReconstructionConfig) -> None:
-        for name, editor in self.editors.items():
-            value = getattr(config, name)
-            editor.blockSignals(True)
-            if isinstance(editor, QComboBox):
-                editor.setCurrentText(str(value))
-            elif isinstance(editor, QCheckBox):
-                editor.setChecked(bool(value))
-            else:
-                editor.setValue(0 if value is None else value)
-            editor.blockSignals(False)
+        self.set_values(**{name: getattr(config, name) for name in self.fields})
+
+    def set_values(self, **values) -> None:
+        """Type ``values`` (field -> value, None where allowed) into the form."""
+        for name, value in values.items():
+            editor = self.fields[name]
+            with editor.changed.blocked():
+                editor.value = value
         self._edited()
 
     def values(self) -> dict:
-        values = {"preset": self.preset.currentText()}
-        for name, editor in self.editors.items():
-            if isinstance(editor, QComboBox):
-                value = editor.currentText()
-            elif isinstance(editor, QCheckBox):
-                value = editor.isChecked()
-            else:
-                value = editor.value()
-                if name in NONE_AS_ZERO and value == 0:
-                    value = None
-            values[name] = value
-        return values
+        """The form's values by field name."""
+        return {"preset": self.preset.value} | {
+            name: widget.value for name, widget in self.fields.items()
+        }
 
     def config(self) -> ReconstructionConfig:
         """The config as typed; MovieReconError naming every problem otherwise."""
         return ReconstructionConfig.from_json(self.values())
 
     def _edited(self, *_) -> None:
-        try:
-            self.config()
-        except MovieReconError as err:
-            self.problem.setText(f"<font color='#e05050'>{err}</font>")
-        else:
-            self.problem.setText("")
+        """Show each field's problem under it (or hide it)."""
+        problems = config_problems(self.values())
+        for name, label in self.problems.items():
+            label.value = f"{name.replace('_', ' ')} {problems.get(name, '')}"
+            label.visible = name in problems
+        self.problem.setText("; ".join(f"{name} {problem}" for name, problem in problems.items()))
         self.changed.emit()

@@ -17,6 +17,55 @@ INITS = ("gray",)
 LOSSES = ("poisson",)
 
 
+def config_problems(values: dict) -> dict[str, str]:
+    """{field: what is wrong} for config ``values`` (field -> value); {} when valid."""
+    problems = {}
+
+    def check(name: str, ok, rule: str) -> None:
+        try:
+            valid = ok(values[name])
+        except TypeError:  # e.g. a string where a number belongs
+            valid = False
+        if not valid:
+            problems[name] = rule
+
+    for name in ("iterations", "window_stride", "snapshot_every"):
+        check(name, lambda v: v >= 1, "must be >= 1")
+    for name, none in (
+        ("window_frames", "whole clip"),
+        ("normalize_block_frames", "whole window"),
+        ("members", "all"),
+    ):
+        check(name, lambda v: v is None or v >= 1, f"must be >= 1 or None ({none})")
+    check("warmup_steps", lambda v: v >= 0, "must be >= 0")
+    check("learning_rate", lambda v: v > 0, "must be > 0")
+    check("beta1", lambda v: 0 <= v < 1, "must lie in [0, 1)")
+    check("gradient_clip", lambda v: v is None or v > 0, "must be > 0 or None (off)")
+    check("smoothing_sigma", lambda v: v >= 0, "must be >= 0")
+    for name in ("update_mask_threshold", "eval_mask_threshold"):
+        check(name, lambda v: 0 < v <= 1, "must lie in (0, 1]")
+    for name, allowed in (
+        ("optimizer", OPTIMIZERS),
+        ("ensemble", ENSEMBLE_STRATEGIES),
+        ("init", INITS),
+        ("loss", LOSSES),
+    ):
+        check(name, lambda v, allowed=allowed: v in allowed, f"must be one of {', '.join(allowed)}")
+    return problems
+
+
+def knob(default, doc: str, none: str | None = None, choices: tuple[str, ...] | None = None):
+    """A config field with its documentation: ``doc`` (units, meaning), ``none`` what
+    None stands for (nullable knobs), ``choices`` the allowed strings. Forms read these
+    (``dataclasses.fields(ReconstructionConfig)[i].metadata``) for tooltips and widgets."""
+    metadata = {"doc": doc}
+    if none is not None:
+        metadata["none"] = none
+    if choices is not None:
+        metadata["choices"] = choices
+    return dataclasses.field(default=default, metadata=metadata)
+
+
 @dataclass(frozen=True)
 class ReconstructionConfig:
     """Units: learning rate in gray levels per unit step; windows and sigma in frames/pixels.
@@ -30,64 +79,68 @@ class ReconstructionConfig:
     ``optimizer``: ``first_moment`` is Adam without the second moment, with standard
     bias correction; ``first_moment_reference`` steps as the reference code does
     (see ``protocol.FirstMomentAdam``); ``adam`` is torch's Adam.
+    Every field's own documentation is in its metadata (``knob``).
     """
 
-    preset: str = "bauer2025"
-    iterations: int = 1000
-    learning_rate: float = 1000.0
-    optimizer: str = "first_moment_reference"
-    beta1: float = 0.9
-    warmup_steps: int = 10
-    loss: str = "poisson"
-    init: str = "gray"
-    window_frames: int | None = 32
-    window_stride: int = 8
-    normalize_window_gradients: bool = True
-    normalize_block_frames: int | None = None
-    gradient_clip: float | None = 1.0
-    use_update_mask: bool = True
-    update_mask_threshold: float = 0.5
-    eval_mask_threshold: float = 1.0
-    ensemble: str = "separate"
-    members: int | None = None
-    smoothing_sigma: float = 0.5
-    snapshot_every: int = 10
-    device: str = "cpu"
-    seed: int = 0
+    preset: str = knob("bauer2025", "the preset these values started from (recorded)")
+    iterations: int = knob(1000, "gradient steps on the movie (>= 1)")
+    learning_rate: float = knob(
+        1000.0, "step size in gray levels per unit of the normalised gradient (> 0)"
+    )
+    optimizer: str = knob(
+        "first_moment_reference",
+        "first_moment: Adam without the second moment; first_moment_reference: steps as "
+        "the reference code; adam: torch's Adam",
+        choices=OPTIMIZERS,
+    )
+    beta1: float = knob(0.9, "decay of the gradient's running mean, in [0, 1)")
+    warmup_steps: int = knob(
+        10, "the learning rate ramps linearly from 0 over this many steps (>= 0)"
+    )
+    loss: str = knob("poisson", "how predicted and recorded activity are compared", choices=LOSSES)
+    init: str = knob("gray", "the movie the optimisation starts from", choices=INITS)
+    window_frames: int | None = knob(
+        32, "frames of each window optimised through the encoder (>= 1)", none="whole clip"
+    )
+    window_stride: int = knob(8, "frames between the starts of consecutive windows (>= 1)")
+    normalize_window_gradients: bool = knob(
+        True, "scale each window's gradient to unit size before summing"
+    )
+    normalize_block_frames: int | None = knob(
+        None,
+        "normalise each window's gradient per block of this many frames (>= 1), from the "
+        "window's end",
+        none="whole window",
+    )
+    gradient_clip: float | None = knob(
+        1.0, "clip the summed gradient to +- this value (> 0)", none="off"
+    )
+    use_update_mask: bool = knob(
+        True, "change only the pixels of the mask's update region (when a mask is given)"
+    )
+    update_mask_threshold: float = knob(0.5, "mask value from which a pixel may change, in (0, 1]")
+    eval_mask_threshold: float = knob(1.0, "mask value from which a pixel is scored, in (0, 1]")
+    ensemble: str = knob(
+        "separate",
+        "separate: each member reconstructs alone, movies averaged; gradient: one movie "
+        "driven by the members' averaged gradients",
+        choices=ENSEMBLE_STRATEGIES,
+    )
+    members: int | None = knob(None, "use the first k ensemble members (>= 1)", none="all")
+    smoothing_sigma: float = knob(
+        0.5, "Gaussian smoothing of the final movie over (t, y, x), frames/pixels (>= 0)"
+    )
+    snapshot_every: int = knob(10, "iterations between streamed snapshots (>= 1)")
+    device: str = knob("cpu", "where the optimisation runs: cpu or cuda")
+    seed: int = knob(0, "random seed of the run")
 
     def __post_init__(self) -> None:
-        problems = []
-        for name in ("iterations", "window_stride", "snapshot_every"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be >= 1")
-        if self.window_frames is not None and self.window_frames < 1:
-            problems.append("window_frames must be >= 1 or None (whole clip)")
-        if self.normalize_block_frames is not None and self.normalize_block_frames < 1:
-            problems.append("normalize_block_frames must be >= 1 or None (whole window)")
-        if self.members is not None and self.members < 1:
-            problems.append("members must be >= 1 or None (all)")
-        if self.warmup_steps < 0:
-            problems.append("warmup_steps must be >= 0")
-        if not self.learning_rate > 0:
-            problems.append("learning_rate must be > 0")
-        if not 0 <= self.beta1 < 1:
-            problems.append("beta1 must lie in [0, 1)")
-        if self.gradient_clip is not None and not self.gradient_clip > 0:
-            problems.append("gradient_clip must be > 0 or None")
-        if self.smoothing_sigma < 0:
-            problems.append("smoothing_sigma must be >= 0")
-        if not 0 < self.update_mask_threshold <= 1 or not 0 < self.eval_mask_threshold <= 1:
-            problems.append("mask thresholds must lie in (0, 1]")
-        for name, allowed in (
-            ("optimizer", OPTIMIZERS),
-            ("ensemble", ENSEMBLE_STRATEGIES),
-            ("init", INITS),
-            ("loss", LOSSES),
-        ):
-            if getattr(self, name) not in allowed:
-                problems.append(f"{name} must be one of {', '.join(allowed)}")
+        problems = config_problems(dataclasses.asdict(self))
         if problems:
-            raise MovieReconError("invalid reconstruction config: " + "; ".join(problems))
+            raise MovieReconError(
+                "invalid reconstruction config: "
+                + "; ".join(f"{name} {problem}" for name, problem in problems.items())
+            )
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -44,7 +44,7 @@ def test_a_run_streams_into_the_same_layers(ready, qtbot):
     np.testing.assert_array_equal(movie_layer.data, run.last.movie)
     record = movie_layer.metadata[TAG]["record"]
     assert record["completed"] and record["iterations_done"] == 4
-    assert record["population"]["spec"] == "all"
+    assert record["population"] == {"kind": "all", "name": "all"}
     # the plots follow: one point per snapshot, per-frame curve over the whole trial
     loss_curve, corr_curve, frame_curve = ready.plots.curves[run.name]
     assert len(corr_curve.getData()[0]) == len(seen)
