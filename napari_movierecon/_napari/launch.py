@@ -11,6 +11,7 @@ def dock_all(viewer) -> dict:
     returns {display name: widget}."""
     from qtpy.QtCore import QTimer
 
+    from napari_movierecon._napari.activity_widget import ActivityWidget
     from napari_movierecon._napari.export_widget import ExportWidget
     from napari_movierecon._napari.plots_widget import PlotsWidget
     from napari_movierecon._napari.population_widget import PopulationWidget
@@ -24,6 +25,7 @@ def dock_all(viewer) -> dict:
         ("Reconstruction", RunWidget, "right", False),
         ("Export", ExportWidget, "bottom", False),
         ("Plots", PlotsWidget, "bottom", True),
+        ("Neural activity", ActivityWidget, "bottom", True),
     )
     widgets = {}
     for name, cls, area, tabify in docked:
