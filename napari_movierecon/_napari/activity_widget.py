@@ -46,7 +46,14 @@ TRACES = (
     ("predicted from truth", "#60d060"),
     ("predicted from reconstruction", "#e05080"),
 )
-COLUMNS = ("unit", "r recorded~truth pred.", "r recorded~recon. pred.", "r truth~recon. pred.")
+# correlation columns: recorded vs each prediction, and the two predictions
+COLUMNS = ("unit", "rec~truth", "rec~recon", "truth~recon")
+COLUMN_TIPS = (
+    "unit id",
+    "r: recorded vs predicted from the true movie",
+    "r: recorded vs predicted from the reconstruction",
+    "r: predicted from the true movie vs from the reconstruction",
+)
 CORRELATION_KEYS = ("recorded_vs_truth", "recorded_vs_reconstruction", "truth_vs_reconstruction")
 
 
@@ -92,6 +99,8 @@ class ActivityWidget(QWidget):
         self.plots.setMinimumHeight(160)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
+        for column, tip in enumerate(COLUMN_TIPS):
+            self.table.horizontalHeaderItem(column).setToolTip(tip)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.table.verticalHeader().setVisible(False)
         self.table.setMinimumWidth(260)
@@ -109,8 +118,13 @@ class ActivityWidget(QWidget):
         body = QHBoxLayout()
         body.addWidget(self.plots, stretch=3)
         body.addLayout(side, stretch=1)
+        legend = QLabel(
+            "  ".join(f"<font color='{colour}'>━ {name}</font>" for name, colour in TRACES)
+            + " &nbsp; (Pearson r in the table)"
+        )
         layout = QVBoxLayout(self)
         layout.addLayout(controls)
+        layout.addWidget(legend)
         layout.addLayout(body, stretch=1)
 
         self._cursors: list[pg.InfiniteLine] = []
@@ -232,8 +246,6 @@ class ActivityWidget(QWidget):
         for row, neuron in enumerate(self.neurons):
             plot = self.plots.addPlot(row=row, col=0)
             plot.setLabel("left", f"unit {self._unit_id(neuron)}")
-            if row == 0:
-                plot.addLegend(offset=(-5, 5))
             if row:
                 plot.setXLink(self.plots.getItem(0, 0))
             curves = [

@@ -25,6 +25,7 @@ from napari_movierecon.reconstruct.config import (
 ERROR_STYLE = "color: #e05050;"
 FLOAT_DECIMALS = {"beta1": 3, "update_mask_threshold": 2, "eval_mask_threshold": 2}
 NUMBER_MAX = 10**7
+NUMBER_WIDTH_PX = 90  # spin box of an optional number, leaving room for its None box
 
 
 def _devices() -> tuple[str, ...]:
@@ -33,7 +34,8 @@ def _devices() -> tuple[str, ...]:
 
 class OptionalNumber(ValuedContainerWidget):
     """A number or None: a spin box and a check box saying what None stands for
-    ("whole clip", "all"...). Typing a number unticks the box."""
+    ("whole clip", "all"...). The spin box is greyed while the box is ticked; a
+    number typed (or set) into it unticks the box."""
 
     def __init__(self, number: widgets.ValueWidget, none_text: str, **kwargs) -> None:
         self.number = number
@@ -42,12 +44,18 @@ class OptionalNumber(ValuedContainerWidget):
             widgets=[number, self.none], layout="horizontal", labels=False, nullable=True, **kwargs
         )
         self.margins = (0, 0, 0, 0)
+        number.native.setMaximumWidth(NUMBER_WIDTH_PX)
         number.changed.connect(self._typed)
-        self.none.changed.connect(lambda: self.changed.emit(self.value))
+        self.none.changed.connect(self._ticked)
 
     def _typed(self, *_) -> None:
         with self.none.changed.blocked():
             self.none.value = False
+        self.number.enabled = True
+        self.changed.emit(self.value)
+
+    def _ticked(self, *_) -> None:
+        self.number.enabled = not self.none.value
         self.changed.emit(self.value)
 
     def get_value(self):
@@ -58,6 +66,7 @@ class OptionalNumber(ValuedContainerWidget):
             self.none.value = value is None
             if value is not None:
                 self.number.value = value
+        self.number.enabled = value is not None
 
 
 def _field_widget(field: dataclasses.Field, annotation) -> widgets.ValueWidget:

@@ -33,6 +33,7 @@ from qtpy.QtWidgets import (
     QListWidgetItem,
     QPushButton,
     QSpinBox,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -150,16 +151,20 @@ class ExportWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.layer_list = QListWidget()
-        self.layer_list.setMaximumHeight(120)
-        self.current_only = QCheckBox("current frame only")
+        self.layer_list.setMinimumHeight(60)
+        self.current_only = QCheckBox("current only")
+        self.current_only.setToolTip("export only the frame the slider shows")
         self.first = QSpinBox(minimum=0, maximum=10**6)
         self.last = QSpinBox(minimum=0, maximum=10**6)
         self.last.setValue(299)
         self.format = QComboBox()
         self.format.addItems(FORMATS)
-        self.side_by_side = QCheckBox("side by side in one file")
+        self.side_by_side = QCheckBox("side by side")
+        self.side_by_side.setToolTip(
+            "the layers left to right in one file (unticked: one file per layer)"
+        )
         self.side_by_side.setChecked(True)
-        self.labels = QCheckBox("names above the panels")
+        self.labels = QCheckBox("names above")
         self.labels.setChecked(True)
         self.labels.setToolTip("side by side: draw each layer's name above its panel")
         self.scale = QSpinBox(minimum=1, maximum=16)
@@ -178,26 +183,29 @@ class ExportWidget(QWidget):
         self.status = QLabel()
         self.status.setWordWrap(True)
 
-        frames_row = QHBoxLayout()
-        frames_row.addWidget(self.first)
-        frames_row.addWidget(QLabel("to"))
-        frames_row.addWidget(self.last)
-        path_row = QHBoxLayout()
-        path_row.addWidget(self.path)
-        path_row.addWidget(browse)
-        form = QFormLayout(self)
-        form.addRow("layers", self.layer_list)
-        form.addRow("frames", frames_row)
-        form.addRow(self.current_only)
-        form.addRow("format", self.format)
-        form.addRow(self.side_by_side)
-        form.addRow(self.labels)
-        form.addRow("scale", self.scale)
-        form.addRow("fps", self.fps)
-        form.addRow("file", path_row)
-        form.addRow(self.overwrite)
-        form.addRow(self.export_button)
+        def row(*items) -> QHBoxLayout:
+            layout = QHBoxLayout()
+            for item in items:
+                if isinstance(item, str):
+                    layout.addWidget(QLabel(item))
+                else:
+                    layout.addWidget(item, stretch=1 if isinstance(item, QLineEdit) else 0)
+            return layout
+
+        # two columns (layers | settings) keep the dock short on laptop screens
+        form = QFormLayout()
+        form.addRow("frames", row(self.first, "to", self.last, self.current_only))
+        form.addRow("format", row(self.format, self.side_by_side, self.labels))
+        form.addRow("scale", row(self.scale, "fps", self.fps))
+        form.addRow("file", row(self.path, browse))
+        form.addRow(row(self.overwrite, self.export_button))
         form.addRow(self.status)
+        layers = QVBoxLayout()
+        layers.addWidget(QLabel("layers"))
+        layers.addWidget(self.layer_list)
+        columns = QHBoxLayout(self)
+        columns.addLayout(layers, stretch=1)
+        columns.addLayout(form, stretch=2)
 
         self.path.setToolTip(
             "a file name (no suffix: the format's) or an existing folder, which receives "

@@ -16,6 +16,7 @@ from qtpy.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -67,7 +68,13 @@ class PopulationWidget(QWidget):
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1)
         self.top_k = QSpinBox(minimum=0, maximum=10**6)
         self.top_k.setValue(1000)
-        self.draw_button = QPushButton("Draw a region on the map")
+        self.draw_button = QPushButton("Draw polygons on the map")
+        self.draw_button.setToolTip(
+            "every polygon drawn counts (a neuron inside any of them is chosen); "
+            "vertices are kept in cortical µm"
+        )
+        self.clear_button = QPushButton("Clear")
+        self.clear_button.setToolTip("remove every drawn polygon")
         self.depth_low = QDoubleSpinBox(minimum=-1e4, maximum=1e4, suffix=" µm")
         self.depth_high = QDoubleSpinBox(minimum=-1e4, maximum=1e4, suffix=" µm")
         self.depth_low.setValue(200.0)
@@ -83,7 +90,12 @@ class PopulationWidget(QWidget):
         self.pages.addWidget(every)
         self.pages.addWidget(_form(("fraction", self.fraction), ("seed", self.seed)))
         self.pages.addWidget(_form(("k", self.top_k)))
-        self.pages.addWidget(self.draw_button)
+        region_page = QWidget()
+        region_row = QHBoxLayout(region_page)
+        region_row.setContentsMargins(0, 0, 0, 0)
+        region_row.addWidget(self.draw_button, stretch=1)
+        region_row.addWidget(self.clear_button)
+        self.pages.addWidget(region_page)
         self.pages.addWidget(_form(("from", self.depth_low), ("to", self.depth_high)))
 
         form = QFormLayout(self)
@@ -104,6 +116,7 @@ class PopulationWidget(QWidget):
         ):
             signal.connect(self.update_population)
         self.draw_button.clicked.connect(self._start_drawing)
+        self.clear_button.clicked.connect(self._clear_region)
         self.session.recording_changed.connect(self._recording_changed)
         self._region_layer = None
         if self.session.recording is not None:
@@ -196,6 +209,11 @@ class PopulationWidget(QWidget):
         layer = self._region()
         self.viewer.layers.selection.active = layer
         layer.mode = "add_polygon"
+
+    def _clear_region(self) -> None:
+        layer = self._region_layer
+        if layer is not None and layer in self.viewer.layers and len(layer.data):
+            layer.data = []
 
     def _region(self):
         """The Shapes layer holding the region, in the neuron map's coordinates."""

@@ -41,8 +41,11 @@ def test_widgets_follow_the_field_types_and_show_the_field_docs(form):
     # None and numbers both round-trip through an optional field
     form.set_values(window_frames=None, members=2)
     assert form.config().window_frames is None and form.config().members == 2
+    assert not form.fields["window_frames"].number.enabled  # greyed while None
     form.editors["window_frames"].setValue(16)  # typing a number unticks "whole clip"
-    assert form.config().window_frames == 16
+    assert form.config().window_frames == 16 and form.fields["window_frames"].number.enabled
+    form.fields["window_frames"].none.value = True  # ticking the box means None again
+    assert form.config().window_frames is None
 
 
 def test_an_invalid_value_is_shown_next_to_its_field_and_refused(form):

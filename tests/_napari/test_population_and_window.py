@@ -55,6 +55,8 @@ def test_population_modes_count_and_highlight_live(ready):
     )
     # the outline is drawn a few screen pixels wide, not a fraction of one
     assert region.edge_width[0] * picker._neurons_layer().scale[-1] >= 0.4
+    picker.clear_button.click()
+    assert len(region.data) == 0 and session.population is None
 
 
 def test_reader_opens_reconstruction_files_and_ignores_others(tmp_path):
