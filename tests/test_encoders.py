@@ -197,7 +197,7 @@ def test_cli_train_evaluate_round_trip(tmp_path, recording, capsys):
     # Existing output, a bad population spec: refused with one line, file untouched.
     assert main([*common, "--neurons", "top:50"]) == 2
     assert "already exists" in capsys.readouterr().err
-    assert main([*common, "--neurons", "top:0", "--overwrite"]) == 2
+    assert main([*common, "--neurons", "top:500", "--overwrite"]) == 2
     assert "k must lie in 1..200" in capsys.readouterr().err
     assert load_reconstruction(result_path).record["n_neurons"] == 50
     # A second train to the same folder is refused; the ensemble is untouched.

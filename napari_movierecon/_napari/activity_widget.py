@@ -15,6 +15,7 @@ import numpy as np
 import pyqtgraph as pg
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -22,6 +23,7 @@ from qtpy.QtWidgets import (
     QHeaderView,
     QLabel,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
@@ -39,6 +41,8 @@ from napari_movierecon.reconstruct.activity import (
 )
 
 MAX_SHOWN = 6
+# Each neuron's plot stays readable; more than fit the dock scroll.
+PLOT_MIN_PX = 90
 NO_RUN = "(no run)"
 # recorded, predicted from the true movie, predicted from the reconstruction
 TRACES = (
@@ -96,7 +100,11 @@ class ActivityWidget(QWidget):
         self.status = QLabel("select neurons on the map (select mode, shift-click for more)")
         self.status.setWordWrap(True)
         self.plots = pg.GraphicsLayoutWidget()
-        self.plots.setMinimumHeight(160)
+        self.plots.setMinimumHeight(PLOT_MIN_PX)
+        scroll = QScrollArea()
+        scroll.setWidget(self.plots)
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         for column, tip in enumerate(COLUMN_TIPS):
@@ -116,7 +124,7 @@ class ActivityWidget(QWidget):
         side.addWidget(self.table)
         side.addWidget(self.status)
         body = QHBoxLayout()
-        body.addWidget(self.plots, stretch=3)
+        body.addWidget(scroll, stretch=3)
         body.addLayout(side, stretch=1)
         legend = QLabel(
             "  ".join(f"<font color='{colour}'>━ {name}</font>" for name, colour in TRACES)
@@ -242,6 +250,7 @@ class ActivityWidget(QWidget):
     # -- showing -------------------------------------------------------------------------
     def _build_plots(self) -> None:
         self.plots.clear()
+        self.plots.setMinimumHeight(PLOT_MIN_PX * max(1, len(self.neurons)))
         self._cursors, self.curves = [], []
         for row, neuron in enumerate(self.neurons):
             plot = self.plots.addPlot(row=row, col=0)
