@@ -4,6 +4,7 @@ chosen range; side by side, sidecars, refusals; the npe2 writer."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -194,3 +195,15 @@ def test_panels_of_different_trials_are_not_put_side_by_side(ready, tmp_path):
     assert list(tmp_path.iterdir()) == []
     widget.side_by_side.setChecked(False)  # one file per layer is fine
     assert len(widget.export()) == 4
+
+
+def test_napari_save_reaches_the_writer_and_reports_its_error(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    viewer.add_image(np.full((3, 8, 8), np.nan, np.float32), name="bad")
+    with pytest.raises(MovieReconError, match="NaN or infinite"):
+        viewer.layers.save(str(tmp_path / "bad.npy"), plugin="napari-movierecon")
+    viewer.layers.clear()
+    viewer.add_image(np.ones((3, 8, 8), np.float32), name="ok")
+    written = viewer.layers.save(str(tmp_path / "ok.npy"), plugin="napari-movierecon")
+    assert sorted(Path(p).name for p in written) == ["ok.npy", "ok.npy.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.npy", "ok.npy.json"]
