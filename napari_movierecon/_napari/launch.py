@@ -1,14 +1,40 @@
 """Open napari with the plugin's widgets docked and the in-silico sample ready
-(``movierecon view`` / ``make run``)."""
+(``movierecon view`` / ``make run``).
+
+The window appears at once: the sample (the in-silico mouse, ~15 s to build the first
+time, then read from the user cache) is built in a worker thread while a message on
+the canvas and napari's activity dock say so. Every dock scrolls, so the window fits
+a 1366 x 768 screen.
+"""
 
 from __future__ import annotations
 
 PLUGIN = "napari-movierecon"
+# Smallest height of a docked widget's scroll area (px): title bar and a few rows stay
+# visible however small the screen; the rest scrolls.
+DOCK_MIN_HEIGHT = 120
+
+
+def _scrollable(widget):
+    """``widget`` in a scroll area that may shrink to DOCK_MIN_HEIGHT (never narrower
+    than the widget, so only vertical scrolling is needed)."""
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QFrame, QScrollArea
+
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+    scrollbar = area.verticalScrollBar().sizeHint().width()
+    area.setMinimumWidth(min(widget.minimumSizeHint().width() + scrollbar, 420))
+    area.setMinimumHeight(DOCK_MIN_HEIGHT)
+    return area
 
 
 def dock_all(viewer) -> dict:
-    """Dock every widget of the plugin (the same ones the Plugins menu offers);
-    returns {display name: widget}."""
+    """Dock every widget of the plugin (the same ones the Plugins menu offers), each in
+    a scroll area; returns {display name: widget}."""
     from qtpy.QtCore import QTimer
 
     from napari_movierecon._napari.export_widget import ExportWidget
@@ -20,33 +46,79 @@ def dock_all(viewer) -> dict:
     # (name, widget class, dock area, share a tabbed dock with the previous one)
     docked = (
         ("Recording and trial", RecordingWidget, "right", False),
-        ("Neuron population", PopulationWidget, "right", False),
+        ("Neuron population", PopulationWidget, "right", True),
         ("Reconstruction", RunWidget, "right", False),
         ("Export", ExportWidget, "bottom", False),
         ("Plots", PlotsWidget, "bottom", True),
     )
-    widgets = {}
+    widgets, docks = {}, {}
     for name, cls, area, tabify in docked:
         widgets[name] = cls(viewer)
-        viewer.window.add_dock_widget(widgets[name], name=name, area=area, tabify=tabify)
+        docks[name] = viewer.window.add_dock_widget(
+            _scrollable(widgets[name]), name=name, area=area, tabify=tabify
+        )
+    # the tabs a user needs most once the sample is open
+    for name in ("Neuron population", "Plots"):
+        docks[name].raise_()
     # fit the view once the docks have taken their space (the canvas shrinks then)
     QTimer.singleShot(0, viewer.reset_view)
     return widgets
 
 
 def open_ready(viewer) -> dict:
-    """The sample opened and every widget docked (the widgets adopt the sample)."""
+    """The sample opened and every widget docked (the widgets adopt the sample);
+    builds the sample in this thread (for tests and scripts)."""
     viewer.open_sample(PLUGIN, "insilico_mouse")
     viewer.dims.set_point(0, 0)
     return dock_all(viewer)
 
 
+def open_in_background(viewer):
+    """Dock every widget now and build the sample in a worker thread; the canvas says
+    what is happening until the sample's layers are added. Returns (widgets, worker)."""
+    from napari.layers import Layer
+    from napari.qt.threading import create_worker
+    from napari.utils import progress
+
+    from napari_movierecon._napari.sample import insilico_mouse
+
+    widgets = dock_all(viewer)
+    overlay = viewer.text_overlay
+    overlay.text = "building the in-silico sample mouse … (first start ~15 s, then cached)"
+    overlay.font_size = 14
+    overlay.position = "top_center"
+    overlay.visible = True
+    busy = progress(total=0, desc="movierecon: in-silico sample")  # indeterminate bar
+
+    def add(layer_data: list[tuple]) -> None:
+        for data, kwargs, kind in layer_data:
+            viewer.add_layer(Layer.create(data, kwargs, kind))
+        viewer.dims.set_point(0, 0)
+        viewer.reset_view()
+
+    def done(*_) -> None:
+        busy.close()
+        overlay.visible = False
+
+    def failed(error: Exception) -> None:
+        busy.close()
+        overlay.text = f"the sample could not be built: {error}"
+
+    worker = create_worker(insilico_mouse, _ignore_errors=True)
+    worker.returned.connect(add)
+    worker.errored.connect(failed)
+    worker.returned.connect(done)
+    worker.start()
+    return widgets, worker
+
+
 def launch_viewer() -> None:
-    """Start napari, open the in-silico mouse sample, dock the widgets, run the event loop."""
+    """Start napari, dock the widgets, open the in-silico mouse sample in the background,
+    run the event loop."""
     import napari
 
     viewer = napari.Viewer(title="napari-movierecon")
-    open_ready(viewer)
+    open_in_background(viewer)
     napari.run()
 
 

@@ -10,6 +10,7 @@ import weakref
 import numpy as np
 from psygnal import Signal
 
+from napari_movierecon.errors import MovieReconError
 from napari_movierecon.reconstruct.neurons import Population, encoder_reliability
 from napari_movierecon.recording import Recording, Trial
 
@@ -25,6 +26,7 @@ class Session:
     trial_changed = Signal()
     population_changed = Signal()
     run_started = Signal(object)
+    run_removed = Signal(object)
 
     def __init__(self) -> None:
         self.recording: Recording | None = None
@@ -41,10 +43,12 @@ class Session:
         self.encoder, self.encoder_source = encoder, encoder_source
         self.reliability = encoder_reliability(encoder)
         self.trial = None
+        self.arrange()
         self.recording_changed.emit()
 
     def set_trial(self, trial: Trial) -> None:
         self.trial = trial
+        self.arrange()
         self.trial_changed.emit()
 
     def set_population(self, population: Population | None) -> None:
@@ -53,7 +57,38 @@ class Session:
 
     def add_run(self, run) -> None:
         self.runs.append(run)
+        self.arrange()
         self.run_started.emit(run)
+
+    def remove_run(self, run) -> None:
+        """Stop ``run``, remove its layers and forget it (its memory is returned)."""
+        run.remove()
+        self.runs.remove(run)
+        self.arrange()
+        self.run_removed.emit(run)
+
+    def shows(self, run) -> bool:
+        """Whether ``run`` belongs beside the shown ground truth: same recording and
+        trial. A run opened from a file carries its own ground truth and always shows."""
+        if run.file is not None:
+            return True
+        return (
+            self.recording is not None
+            and self.trial is not None
+            and (run.recording, run.trial) == (self.recording.name, self.trial.index)
+        )
+
+    def arrange(self) -> None:
+        """One row per shown run, oldest first, next to the ground truth (row 0); a saved
+        run shows its own ground truth in column 0, so it never takes row 0. Runs of
+        other trials or recordings are hidden."""
+        row = 0
+        for run in self.runs:
+            visible = self.shows(run)
+            if visible and run.file is not None:
+                row = max(row, 1)
+            run.place(row, visible)
+            row += visible
 
 
 _SESSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -71,6 +106,25 @@ def panel_translate(row: int, column: int, frame_shape: tuple[int, int]) -> tupl
     layout: column 0 ground truth, 1 reconstruction, 2 correlation map; one row per run."""
     height, width = frame_shape
     return row * (height + GAP_PX), column * (width + GAP_PX)
+
+
+def check_same_trial(layers) -> None:
+    """Refuse (MovieReconError) to put layers of different recordings or trials side by
+    side: every layer this plugin tagged with a trial must name the same one."""
+    trials = {}
+    for layer in layers:
+        info = layer.metadata.get(TAG, {})
+        record = info.get("record", {})
+        trial = info.get("trial", record.get("trial"))
+        if trial is not None:
+            recording = info.get("recording", record.get("recording"))
+            trials.setdefault((recording, int(trial)), []).append(layer.name)
+    if len(trials) > 1:
+        listed = "; ".join(
+            f"{recording} trial {trial}: {', '.join(names)}"
+            for (recording, trial), names in trials.items()
+        )
+        raise MovieReconError(f"these panels show different trials ({listed}); export one trial")
 
 
 def find_layer(viewer, role: str):
