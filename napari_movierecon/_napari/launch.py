@@ -13,6 +13,8 @@ PLUGIN = "napari-movierecon"
 # Smallest height of a docked widget's scroll area (px): title bar and a few rows stay
 # visible however small the screen; the rest scrolls.
 DOCK_MIN_HEIGHT = 120
+# Height the bottom docks (plots, export) start with (px).
+BOTTOM_DOCK_HEIGHT = 220
 
 
 def _scrollable(widget):
@@ -27,7 +29,7 @@ def _scrollable(widget):
     area.setFrameShape(QFrame.Shape.NoFrame)
     area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
     scrollbar = area.verticalScrollBar().sizeHint().width()
-    area.setMinimumWidth(min(widget.minimumSizeHint().width() + scrollbar, 420))
+    area.setMinimumWidth(widget.minimumSizeHint().width() + scrollbar)
     area.setMinimumHeight(DOCK_MIN_HEIGHT)
     return area
 
@@ -35,9 +37,10 @@ def _scrollable(widget):
 def dock_all(viewer) -> dict:
     """Dock every widget of the plugin (the same ones the Plugins menu offers), each in
     a scroll area; returns {display name: widget}."""
-    from qtpy.QtCore import QTimer
+    from qtpy.QtCore import Qt, QTimer
 
     from napari_movierecon._napari.export_widget import ExportWidget
+    from napari_movierecon._napari.mask_widget import MaskWidget
     from napari_movierecon._napari.plots_widget import PlotsWidget
     from napari_movierecon._napari.population_widget import PopulationWidget
     from napari_movierecon._napari.recording_widget import RecordingWidget
@@ -47,6 +50,7 @@ def dock_all(viewer) -> dict:
     docked = (
         ("Recording and trial", RecordingWidget, "right", False),
         ("Neuron population", PopulationWidget, "right", True),
+        ("Masks", MaskWidget, "right", True),
         ("Reconstruction", RunWidget, "right", False),
         ("Export", ExportWidget, "bottom", False),
         ("Plots", PlotsWidget, "bottom", True),
@@ -60,6 +64,11 @@ def dock_all(viewer) -> dict:
     # the tabs a user needs most once the sample is open
     for name in ("Neuron population", "Plots"):
         docks[name].raise_()
+    # the canvas gets the height the plots do not need; the run dock most of the right
+    window = docks["Plots"].parent()
+    vertical = Qt.Orientation.Vertical
+    window.resizeDocks([docks["Plots"]], [BOTTOM_DOCK_HEIGHT], vertical)
+    window.resizeDocks([docks["Neuron population"], docks["Reconstruction"]], [2, 3], vertical)
     # fit the view once the docks have taken their space (the canvas shrinks then)
     QTimer.singleShot(0, viewer.reset_view)
     return widgets

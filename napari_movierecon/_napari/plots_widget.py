@@ -75,7 +75,8 @@ class PlotsWidget(QWidget):
             return
         if run.caption:
             self.corr_plot.setTitle(f"pixel correlation ({run.caption})")
-            self.frame_plot.setTitle(f"per-frame correlation ({run.caption}; click: go to frame)")
+            # per-frame correlations skip no frame
+            self.frame_plot.setTitle(f"per-frame correlation ({run.mask_name}; click: go to frame)")
         loss_curve, corr_curve, frame_curve = self.curves[run]
         history = np.array(
             [(i, loss, np.nan if c is None else c) for i, loss, c in run.history], dtype=float

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from napari_movierecon._napari.layers import neuron_map_layer, truth_layer
+from napari_movierecon._napari.layers import map_scale_layer, neuron_map_layer, truth_layer
 from napari_movierecon._napari.session import TAG
 from napari_movierecon.errors import MovieReconError
 from napari_movierecon.io.sensorium import SensoriumRecording
@@ -39,6 +39,7 @@ def read_recording(path) -> list[tuple]:
     tier = next((t for t in TIER_PREFERENCE if t in tiers), recording.tiers[0])
     trial = recording.trial(int(recording.trials_in(tier)[0]))
     return [
+        map_scale_layer(recording.neurons, str(path)),
         truth_layer(trial, recording.name, str(path), recording.frame_rate),
         neuron_map_layer(recording.neurons, None, str(path)),
     ]

@@ -83,7 +83,8 @@ class RunView:
         self.history: list[tuple[int, float, float | None]] = []
         self.last: Snapshot | None = None
         self.job: ReconstructionJob | None = None
-        self.caption = ""
+        self.mask_name = ""  # pixels the correlations are computed over
+        self.caption = ""  # ... and the frames they skip, shown with every correlation
         self.file: Path | None = None
         self._worker = None
         self._progress = None
@@ -132,6 +133,7 @@ class RunView:
         run.status.correlation = metrics.get("pixel_correlation")
         run.status.loss = metrics.get("loss")
         if "mask" in metrics:
+            run.mask_name = metrics["mask"]
             run.caption = correlation_caption(metrics["mask"], metrics.get("skipped_frames", 0))
         run.status.state = done
         return run
@@ -149,8 +151,9 @@ class RunView:
     def mask_layer(self):
         return self.layers.get("mask")
 
-    def place(self, row: int, visible: bool) -> None:
-        """Put the run's panels in ``row`` of the layout; hide them when not ``visible``."""
+    def place(self, row: int, visible: bool, colorbar: bool = False) -> None:
+        """Put the run's panels in ``row`` of the layout; hide them when not ``visible``;
+        ``colorbar``: show the correlation colour bar (one for all runs: same scale)."""
         frame_shape = self.movie_layer.data.shape[-2:]
         for role, layer in self.layers.items():
             if role == "label":
@@ -159,6 +162,8 @@ class RunView:
                 offset = panel_translate(row, COLUMNS[role], frame_shape)
                 layer.translate = (0.0,) * (layer.ndim - 2) + offset
             layer.visible = visible
+        self.map_layer.colorbar.visible = visible and colorbar
+        self.map_layer.colorbar.position = "bottom_left"  # below the neuron map, not on a panel
 
     def rename(self, name: str) -> None:
         """Give the run a new name: its layers and its canvas label follow."""
@@ -218,6 +223,8 @@ class RunView:
 
     # -- streaming -------------------------------------------------------------------
     def _on_item(self, item) -> None:
+        if not self.layers:  # removed while the worker was ending
+            return
         if isinstance(item, ReconstructionJob):
             self.job = item
             if self.status.state == RunState.STARTING:
@@ -228,8 +235,8 @@ class RunView:
         snapshot: Snapshot = item
         self.last = snapshot
         if not self.caption:
-            mask = "evaluation mask" if self.job.eval_mask is not None else "full frame"
-            self.caption = correlation_caption(mask, snapshot.skip_frames)
+            self.mask_name = "evaluation mask" if self.job.eval_mask is not None else "full frame"
+            self.caption = correlation_caption(self.mask_name, snapshot.skip_frames)
         self.history.append((snapshot.iteration, snapshot.loss, snapshot.pixel_correlation))
         self.movie_layer.data = snapshot.movie.astype(np.float32, copy=False)
         if snapshot.correlation_map is not None:
@@ -300,6 +307,8 @@ class RunView:
         self.layers = {}
         self.job = self.last = None
         self.history = []
+        for signal in (self.status.events, self.updated, self.ended):
+            signal.disconnect()  # subscribers' closures hold the run
         if self._progress is not None:
             self._progress.close()
             self._progress = None

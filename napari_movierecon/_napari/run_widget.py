@@ -128,6 +128,7 @@ class RunWidget(QWidget):
             self.session.run_removed,
         ):
             signal.connect(self._list_runs)
+        self.session.mask_saved.connect(lambda path: self.mask_edit.setText(path))
         self.viewer.layers.events.inserted.connect(self._collect_saved)
         self._sync_buttons()
         self._show_readiness()

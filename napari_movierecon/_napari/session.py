@@ -27,6 +27,7 @@ class Session:
     population_changed = Signal()
     run_started = Signal(object)
     run_removed = Signal(object)
+    mask_saved = Signal(str)  # path of a mask file made in the GUI, for the next runs
 
     def __init__(self) -> None:
         self.recording: Recording | None = None
@@ -81,14 +82,16 @@ class Session:
     def arrange(self) -> None:
         """One row per shown run, oldest first, next to the ground truth (row 0); a saved
         run shows its own ground truth in column 0, so it never takes row 0. Runs of
-        other trials or recordings are hidden."""
-        row = 0
+        other trials or recordings are hidden. The first shown run's correlation map
+        carries the colour bar (every map has the same scale, -1..1)."""
+        row = shown = 0
         for run in self.runs:
             visible = self.shows(run)
             if visible and run.file is not None:
                 row = max(row, 1)
-            run.place(row, visible)
+            run.place(row, visible, colorbar=visible and shown == 0)
             row += visible
+            shown += visible
 
 
 _SESSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
