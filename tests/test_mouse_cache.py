@@ -13,7 +13,9 @@ from napari_movierecon.insilico.population import PopulationSpec
 SMALL = MouseSpec(
     seed=11,
     population=PopulationSpec(n_neurons=200),
-    tiers=TierLayout(train=2, oracle_clips=1, oracle_repeats=2, final_test_main=1, final_test_bonus=1),
+    tiers=TierLayout(
+        train=2, oracle_clips=1, oracle_repeats=2, final_test_main=1, final_test_bonus=1
+    ),
     n_frames=40,
     calibration_clips=2,
 )

@@ -167,7 +167,8 @@ class RecordingWidget(QWidget):
         info = kwargs["metadata"][TAG]
         self.info.setText(
             f"trial {trial.index} ({trial.tier}): {trial.length} frames "
-            f"({trial.length / recording.frame_rate:.1f} s at {recording.frame_rate:g} Hz), running "
+            f"({trial.length / recording.frame_rate:.1f} s at {recording.frame_rate:g} Hz), "
+            "running "
             f"{info['mean_running_cm_s']:.1f} cm/s (mean)"
             + ("" if trial.responses is not None else "; no responses recorded")
         )
