@@ -4,8 +4,8 @@ Opens napari with the plugin and the in-silico sample in a window of ``--size``
 (1600x900 for the docs), runs the ``fast`` preset from all neurons, then from a
 region drawn on the cortical map (with ``--mask``: that mask file's update and
 evaluation masks), and saves the full window at each step to
-``--out``/napari_*.png; also every dock tab of the plugin shown in turn
-(napari_tab_*.png), so each widget can be looked at.
+``--out``/napari_*.png; with ``--tabs`` also every dock tab of the plugin shown in
+turn (napari_tab_*.png), to look at each widget.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--size", default="1600x900", help="window size WxH")
     parser.add_argument("--iterations", type=int, default=40)
     parser.add_argument("--mask", type=Path, default=None, help="mask file (movierecon mask)")
+    parser.add_argument("--tabs", action="store_true", help="also each dock tab in front")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     args.out.mkdir(parents=True, exist_ok=True)
@@ -77,7 +78,8 @@ def main() -> None:
         viewer.layers.selection.active = run_widget.runs[-1].movie_layer
         _settle()
         viewer.screenshot(args.out / "napari_two_runs.png", canvas_only=False, flash=False)
-        for name in ("Recording and trial", "Masks", "Export", "Neuron population", "Plots"):
+        tabs = ("Recording and trial", "Masks", "Export", "Neuron population", "Plots")
+        for name in tabs if args.tabs else ():
             _show_tab(widgets[name])
             _settle(300)
             slug = name.split()[0].lower()

@@ -32,7 +32,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_movierecon._napari.session import TAG
+from napari_movierecon._napari.session import TAG, check_same_trial
 from napari_movierecon.errors import MovieReconError
 from napari_movierecon.io.export import SUPPORTED_SUFFIXES, Panel, export_frames
 
@@ -76,6 +76,8 @@ def export_layers(
         raise MovieReconError("choose at least one layer to export")
     if len(frames) == 0:
         raise MovieReconError(f"the frame range {frames.start}..{frames.stop - 1} is empty")
+    if side_by_side:
+        check_same_trial(layers)
     panels = [
         layer_panel(layer.data, layer.contrast_limits, layer.colormap, layer.name, frames)
         for layer in layers

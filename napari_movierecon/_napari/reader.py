@@ -39,8 +39,8 @@ def read_recording(path) -> list[tuple]:
     tier = next((t for t in TIER_PREFERENCE if t in tiers), recording.tiers[0])
     trial = recording.trial(int(recording.trials_in(tier)[0]))
     return [
-        map_scale_layer(recording.neurons, str(path)),
         truth_layer(trial, recording.name, str(path), recording.frame_rate),
+        map_scale_layer(recording.neurons, str(path)),
         neuron_map_layer(recording.neurons, None, str(path)),
     ]
 

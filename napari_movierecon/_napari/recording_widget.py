@@ -3,6 +3,7 @@ ground-truth movie (time on the slider) and what the trial is."""
 
 from __future__ import annotations
 
+import re
 from functools import partial
 
 from napari.qt.threading import create_worker
@@ -189,14 +190,20 @@ class RecordingWidget(QWidget):
         ]
         same = [other for other in older if other.metadata[TAG].get("source") == info.get("source")]
         # the layer list is being changed right now: remove after this event
-        QTimer.singleShot(0, partial(self._remove, [layer] if same else older))
+        if same:
+            QTimer.singleShot(0, partial(self._replace, [layer], None))
+        elif older:
+            QTimer.singleShot(0, partial(self._replace, older, layer))
         if info["role"] == "truth" and not same:
             self._adopt(layer)
 
-    def _remove(self, layers) -> None:
-        for layer in layers:
+    def _replace(self, old_layers, new_layer) -> None:
+        """Remove ``old_layers``; ``new_layer`` takes back the name napari suffixed."""
+        for layer in old_layers:
             if layer in self.viewer.layers:
                 self.viewer.layers.remove(layer)
+        if new_layer is not None:
+            new_layer.name = re.sub(r" \[\d+\]$", "", new_layer.name)
 
     def _adopt(self, layer) -> None:
         info = layer.metadata[TAG]

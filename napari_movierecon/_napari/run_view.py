@@ -44,6 +44,7 @@ def _work(build: Callable[[], ReconstructionJob]):
     runs off the Qt thread."""
     try:
         job = build()
+        yield None  # Stop pressed while the job was built takes effect here
         engine = job.start(heartbeat=True)
         try:
             yield job

@@ -18,7 +18,7 @@ def insilico_mouse() -> list[tuple]:
     trial = recording.trial(int(recording.trials_in(SAMPLE_TIER)[0]))
     reliability = encoder_reliability(open_encoder(SAMPLE))
     return [  # the neuron map last: it is the active layer (the population is picked on it)
-        map_scale_layer(recording.neurons, SAMPLE),
         truth_layer(trial, recording.name, SAMPLE, recording.frame_rate),
+        map_scale_layer(recording.neurons, SAMPLE),
         neuron_map_layer(recording.neurons, reliability, SAMPLE),
     ]

@@ -91,7 +91,7 @@ def test_a_sensorium_folder_opens_and_a_mismatched_encoder_is_reported(ready, tm
     folder = write_sensorium(tiny, tmp_path / "mouse", pad_to=12)
     layers = ready.viewer.open(folder, plugin="napari-movierecon")
     names = [layer.name for layer in layers]
-    assert names == ["map scale (µm)", "ground truth (trial 2)", "neurons (20, cortical µm)"]
+    assert names == ["ground truth (trial 2)", "map scale (µm)", "neurons (20, cortical µm)"]
     # the recording widget adopts the folder; the sample encoder predicts other neurons
     assert ready.recording.recording_edit.text() == str(folder)
     qtbot.waitUntil(lambda: "error" in ready.recording.info.text(), timeout=30_000)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from napari_movierecon._napari import run_widget as run_widget_module
+from napari_movierecon._napari.export_widget import export_layers
 from napari_movierecon._napari.run_status import RunState
 from napari_movierecon._napari.session import TAG, check_same_trial, find_layer
 from napari_movierecon.errors import MovieReconError
@@ -89,7 +90,7 @@ def test_stop_in_the_first_iteration_really_stops(ready, qtbot):
     assert "stopped" in ready.run.status.text()
 
 
-def test_runs_are_named_after_their_population_and_belong_to_their_trial(ready, qtbot):
+def test_runs_are_named_after_their_population_and_belong_to_their_trial(ready, qtbot, tmp_path):
     ready.set_params(iterations=1, **SHORT)
     ready.population.name.setText("my neurons")
     ready.population.mode.setCurrentText("top-k reliable")
@@ -124,6 +125,17 @@ def test_runs_are_named_after_their_population_and_belong_to_their_trial(ready, 
     with pytest.raises(MovieReconError, match="different trials"):
         check_same_trial([first.movie_layer, second.movie_layer])
     check_same_trial([second.movie_layer, find_layer(ready.viewer, "truth")])
+    with pytest.raises(MovieReconError, match="different trials"):
+        export_layers(
+            [first.movie_layer, second.movie_layer],
+            tmp_path / "x.mp4",
+            range(0, 2),
+            side_by_side=True,
+            fps=30,
+            scale=1,
+            overwrite=False,
+        )
+    assert not (tmp_path / "x.mp4").exists()
 
     _show(ready, qtbot, shown_trial)
     assert all(layer.visible for layer in first.layers.values())
