@@ -19,7 +19,7 @@ BOTTOM_DOCK_HEIGHT = 220
 
 def _scrollable(widget):
     """``widget`` in a scroll area that may shrink to DOCK_MIN_HEIGHT (never narrower
-    than the widget, so only vertical scrolling is needed)."""
+    than the widget as first laid out)."""
     from qtpy.QtCore import Qt
     from qtpy.QtWidgets import QFrame, QScrollArea
 
@@ -29,7 +29,7 @@ def _scrollable(widget):
     area.setFrameShape(QFrame.Shape.NoFrame)
     area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
     scrollbar = area.verticalScrollBar().sizeHint().width()
-    area.setMinimumWidth(widget.minimumSizeHint().width() + scrollbar)
+    area.setMinimumWidth(widget.minimumSizeHint().width() + scrollbar + 8)
     area.setMinimumHeight(DOCK_MIN_HEIGHT)
     return area
 
@@ -55,11 +55,12 @@ def dock_all(viewer) -> dict:
         ("Export", ExportWidget, "bottom", False),
         ("Plots", PlotsWidget, "bottom", True),
     )
-    widgets, docks = {}, {}
+    widgets, areas, docks = {}, {}, {}
     for name, cls, area, tabify in docked:
         widgets[name] = cls(viewer)
+        areas[name] = _scrollable(widgets[name])
         docks[name] = viewer.window.add_dock_widget(
-            _scrollable(widgets[name]), name=name, area=area, tabify=tabify
+            areas[name], name=name, area=area, tabify=tabify
         )
     # the tabs a user needs most once the sample is open
     for name in ("Neuron population", "Plots"):
@@ -68,7 +69,12 @@ def dock_all(viewer) -> dict:
     window = docks["Plots"].parent()
     vertical = Qt.Orientation.Vertical
     window.resizeDocks([docks["Plots"]], [BOTTOM_DOCK_HEIGHT], vertical)
-    window.resizeDocks([docks["Neuron population"], docks["Reconstruction"]], [2, 3], vertical)
+    height = window.height()
+    right = [docks["Neuron population"], docks["Reconstruction"]]
+    window.resizeDocks(right, [height // 3, 2 * height // 3], vertical)
+    # the right column as wide as the run dock's controls need
+    width = areas["Reconstruction"].minimumWidth()
+    window.resizeDocks([docks["Reconstruction"]], [width], Qt.Orientation.Horizontal)
     # fit the view once the docks have taken their space (the canvas shrinks then)
     QTimer.singleShot(0, viewer.reset_view)
     return widgets

@@ -50,12 +50,13 @@ def _map_translate(neurons: Neurons) -> tuple[float, float]:
 
 
 def map_scale_layer(neurons: Neurons, source: str) -> tuple:
-    """Shapes layer tuple: the cortical map's scale bar and orientation, two
-    SCALE_BAR_UM lines from the map's origin corner along +x ("x, 200 µm") and +y
-    ("y"), drawn in the map's µm coordinates just outside the neurons."""
+    """Shapes layer tuple: the cortical map's scale bar and orientation, SCALE_BAR_UM
+    lines along +x above the map's top right corner ("x → 200 µm") and along +y left
+    of its top left corner ("y ↓"), in the map's µm coordinates."""
     y0 = x0 = -SCALE_BAR_GAP_UM
+    right = float(neurons.xyz[:, 0].max())
     lines = [
-        np.array([[y0, 0.0], [y0, SCALE_BAR_UM]]),
+        np.array([[y0, right - SCALE_BAR_UM], [y0, right]]),
         np.array([[0.0, x0], [SCALE_BAR_UM, x0]]),
     ]
     kwargs = {
