@@ -205,6 +205,12 @@ def main() -> None:
         _startup_probe()
         return
     startup = None if args.no_startup else _startup(args.repeats, args.threads)
+    for which, t in (startup or {}).items():
+        print(
+            f"{which} start: window shown {t['shown_s']:.1f} s, sample ready "
+            f"{t['ready_s']:.1f} s (medians)",
+            flush=True,
+        )
     with virtual_display():
         import napari
 

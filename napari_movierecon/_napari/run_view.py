@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 from napari.qt.threading import create_worker
-from napari.utils import progress
 from napari.utils.notifications import show_info
 from psygnal import Signal
 
@@ -88,7 +87,6 @@ class RunView:
         self.caption = ""  # ... and the frames they skip, shown with every correlation
         self.file: Path | None = None
         self._worker = None
-        self._progress = None
 
     # -- construction ----------------------------------------------------------------
     @classmethod
@@ -156,15 +154,24 @@ class RunView:
         """Put the run's panels in ``row`` of the layout; hide them when not ``visible``;
         ``colorbar``: show the correlation colour bar (one for all runs: same scale)."""
         frame_shape = self.movie_layer.data.shape[-2:]
+        # each change redraws the canvas: change only what differs
         for role, layer in self.layers.items():
             if role == "label":
-                layer.data = _label_positions(row, frame_shape)
+                positions = _label_positions(row, frame_shape)
+                if not np.array_equal(layer.data, positions):
+                    layer.data = positions
             else:
-                offset = panel_translate(row, COLUMNS[role], frame_shape)
-                layer.translate = (0.0,) * (layer.ndim - 2) + offset
-            layer.visible = visible
-        self.map_layer.colorbar.visible = visible and colorbar
-        self.map_layer.colorbar.position = "bottom_left"  # below the neuron map, not on a panel
+                offset = (0.0,) * (layer.ndim - 2) + panel_translate(
+                    row, COLUMNS[role], frame_shape
+                )
+                if not np.array_equal(layer.translate, offset):
+                    layer.translate = offset
+            if layer.visible != visible:
+                layer.visible = visible
+        bar, show = self.map_layer.colorbar, visible and colorbar
+        bar.position = "bottom_left"  # below the neuron map, not on a panel
+        if bar.visible != show:
+            bar.visible = show
 
     def rename(self, name: str) -> None:
         """Give the run a new name: its layers and its canvas label follow."""
@@ -184,7 +191,6 @@ class RunView:
         """Start the worker; ``build`` makes the job in the worker thread."""
         self.status.iterations = iterations
         self.status.state = RunState.STARTING
-        self._progress = progress(total=iterations, desc=self.name)
         worker = create_worker(_work, build, _ignore_errors=True)
         worker.yielded.connect(self._on_item)
         worker.errored.connect(self._on_error)
@@ -243,8 +249,6 @@ class RunView:
         if snapshot.correlation_map is not None:
             self.map_layer.data = np.nan_to_num(snapshot.correlation_map).astype(np.float32)
         self.movie_layer.metadata[TAG]["iteration"] = snapshot.iteration
-        if self._progress is not None:
-            self._progress.update(snapshot.iteration - self._progress.n)
         self.status.loss = snapshot.loss
         self.status.correlation = snapshot.pixel_correlation
         self.updated.emit(snapshot)
@@ -287,9 +291,6 @@ class RunView:
     def _end(self, state: RunState) -> None:
         if not self.active:
             return
-        if self._progress is not None:
-            self._progress.close()
-            self._progress = None
         self.status.state = state
         self._store_record()
         if state == RunState.FINISHED:
@@ -310,9 +311,6 @@ class RunView:
         self.history = []
         for signal in (self.status.events, self.updated, self.ended):
             signal.disconnect()  # subscribers' closures hold the run
-        if self._progress is not None:
-            self._progress.close()
-            self._progress = None
 
 
 def _mask_layer(viewer, mask: np.ndarray, name: str, info: dict):

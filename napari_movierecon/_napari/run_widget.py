@@ -78,6 +78,8 @@ class RunWidget(QWidget):
         self.run_button = QPushButton("Run")
         self.pause_button = QPushButton("Pause")
         self.stop_button = QPushButton("Stop")
+        # the newest run's progress is a line of text: progress bars (napari's activity
+        # dock, QProgressBar) repaint the window synchronously, which holds the event loop
         self.status = QLabel("open a recording and pick a trial")
         self.status.setWordWrap(True)
         self.status.setMinimumHeight(2 * self.status.fontMetrics().height())
