@@ -90,7 +90,7 @@ class RunView:
 
     # -- construction ----------------------------------------------------------------
     @classmethod
-    def live(cls, viewer, name: str, trial, recording: str, info: dict, mask=None) -> RunView:
+    def live(cls, viewer, name: str, trial, recording: str, info: dict) -> RunView:
         """Gray reconstruction and empty correlation-map layers for a run about to start
         on ``trial`` (its movie gives the shape); ``info`` goes into their metadata."""
         shape = trial.movie.shape
@@ -111,8 +111,6 @@ class RunView:
                 metadata={TAG: {"role": "correlation_map", **info}},
             ),
         }
-        if mask is not None:
-            layers["mask"] = _mask_layer(viewer, mask, name, info)
         layers["label"] = _label_layer(viewer, name, info, shape[1:])
         return cls(viewer, name, recording, trial.index, layers)
 
@@ -198,6 +196,14 @@ class RunView:
         self._worker = worker
         worker.start()
 
+    def _add_mask_layer(self, mask: np.ndarray) -> None:
+        """The evaluation mask over the run's reconstruction panel."""
+        info = {k: v for k, v in self.movie_layer.metadata[TAG].items() if k != "role"}
+        layer = _mask_layer(self.viewer, mask, self.name, info)
+        layer.translate = self.movie_layer.translate
+        layer.visible = self.movie_layer.visible
+        self.layers["mask"] = layer
+
     def pause(self) -> None:
         if self.status.state == RunState.RUNNING:
             self._worker.pause()
@@ -234,6 +240,8 @@ class RunView:
             return
         if isinstance(item, ReconstructionJob):
             self.job = item
+            if item.eval_mask is not None:  # known once the mask file is read
+                self._add_mask_layer(item.eval_mask)
             if self.status.state == RunState.STARTING:
                 self.status.state = RunState.RUNNING
             return

@@ -24,6 +24,8 @@ def test_a_coverage_mask_is_computed_shown_and_used_by_the_next_run(
     run = ready.run.start_run()
     qtbot.waitUntil(lambda: not run.active, timeout=120_000)
     assert run.caption.startswith("evaluation mask, first")
+    assert run.mask_layer in ready.viewer.layers  # drawn over the run's reconstruction
+    assert tuple(run.mask_layer.translate) == tuple(run.movie_layer.translate[-2:])
     assert "evaluation mask" in ready.run.status.text()
 
 

@@ -3,8 +3,6 @@ refusals that start nothing."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from napari_movierecon._napari.session import TAG
@@ -53,7 +51,7 @@ def test_a_run_streams_into_the_same_layers(ready, qtbot):
     assert len(frame_curve.getData()[0]) == run.job.trial.length
 
 
-def test_pause_holds_resume_continues_stop_is_quick(ready, qtbot):
+def test_pause_holds_resume_continues_stop_ends_the_run(ready, qtbot):
     ready.set_params(iterations=500, **SHORT)
     run = ready.run.start_run()
     updates = []
@@ -71,10 +69,8 @@ def test_pause_holds_resume_continues_stop_is_quick(ready, qtbot):
     ready.run.toggle_pause()
     qtbot.waitUntil(lambda: len(updates) >= held + 2, timeout=60_000)
 
-    started = time.perf_counter()
-    ready.run.stop_run()
+    ready.run.stop_run()  # how quickly: benchmarks/napari_bench.py
     qtbot.waitUntil(lambda: not run.worker.is_running, timeout=5_000)
-    assert time.perf_counter() - started <= 1.0
     qtbot.waitUntil(lambda: run.state == "stopped", timeout=2_000)
     assert run.last.iteration < 500
     assert run.movie_layer in ready.viewer.layers
