@@ -200,7 +200,7 @@ class RunView:
         """The evaluation mask over the run's reconstruction panel."""
         info = {k: v for k, v in self.movie_layer.metadata[TAG].items() if k != "role"}
         layer = _mask_layer(self.viewer, mask, self.name, info)
-        layer.translate = self.movie_layer.translate
+        layer.translate = self.movie_layer.translate[-2:]
         layer.visible = self.movie_layer.visible
         self.layers["mask"] = layer
 
