@@ -98,7 +98,7 @@ def open_in_background(viewer):
     from napari_movierecon._napari.sample import insilico_mouse
 
     widgets = dock_all(viewer)
-    overlay = viewer.text_overlay
+    overlay = viewer.canvas.overlays["text"]
     overlay.text = "building the in-silico sample mouse … (first start ~15 s, then cached)"
     overlay.font_size = 14
     overlay.position = "top_center"

@@ -30,7 +30,7 @@ from napari_movierecon.reconstruct.results import save_reconstruction
 
 CORRELATION_COLORMAP = "PiYG"
 # Layout column of each role (0 ground truth, 1 reconstruction, 2 correlation map).
-COLUMNS = {"truth": 0, "reconstruction": 1, "mask": 1, "correlation_map": 2, "label": 1}
+COLUMNS = {"truth": 0, "reconstruction": 1, "mask": 1, "correlation_map": 2}
 
 
 class RunFailed(MovieReconError):
@@ -86,6 +86,7 @@ class RunView:
         self.mask_name = ""  # pixels the correlations are computed over
         self.caption = ""  # ... and the frames they skip, shown with every correlation
         self.file: Path | None = None
+        self.row, self.shown = 0, True  # where the layout put it (see Session.arrange)
         self._worker = None
 
     # -- construction ----------------------------------------------------------------
@@ -111,7 +112,6 @@ class RunView:
                 metadata={TAG: {"role": "correlation_map", **info}},
             ),
         }
-        layers["label"] = _label_layer(viewer, name, info, shape[1:])
         return cls(viewer, name, recording, trial.index, layers)
 
     @classmethod
@@ -120,9 +120,6 @@ class RunView:
         record = layers["reconstruction"].metadata[TAG]["record"]
         metrics = record.get("metrics", {})
         name = f"{file.stem} (saved, trial {record.get('trial')})"
-        info = {"run": name, "recording": record.get("recording"), "trial": record.get("trial")}
-        shape = layers["reconstruction"].data.shape[-2:]
-        layers = {**layers, "label": _label_layer(viewer, name, info, shape)}
         run = cls(viewer, name, record.get("recording"), record.get("trial"), layers)
         run.file = file
         done = RunState.FINISHED if record.get("completed") else RunState.STOPPED
@@ -151,19 +148,13 @@ class RunView:
     def place(self, row: int, visible: bool, colorbar: bool = False) -> None:
         """Put the run's panels in ``row`` of the layout; hide them when not ``visible``;
         ``colorbar``: show the correlation colour bar (one for all runs: same scale)."""
+        self.row, self.shown = row, visible
         frame_shape = self.movie_layer.data.shape[-2:]
         # each change redraws the canvas: change only what differs
         for role, layer in self.layers.items():
-            if role == "label":
-                positions = _label_positions(row, frame_shape)
-                if not np.array_equal(layer.data, positions):
-                    layer.data = positions
-            else:
-                offset = (0.0,) * (layer.ndim - 2) + panel_translate(
-                    row, COLUMNS[role], frame_shape
-                )
-                if not np.array_equal(layer.translate, offset):
-                    layer.translate = offset
+            offset = (0.0,) * (layer.ndim - 2) + panel_translate(row, COLUMNS[role], frame_shape)
+            if not np.array_equal(layer.translate, offset):
+                layer.translate = offset
             if layer.visible != visible:
                 layer.visible = visible
         bar, show = self.map_layer.colorbar, visible and colorbar
@@ -172,14 +163,12 @@ class RunView:
             bar.visible = show
 
     def rename(self, name: str) -> None:
-        """Give the run a new name: its layers and its canvas label follow."""
+        """Give the run a new name: its layers follow (the canvas labels are redrawn by
+        the run widget)."""
         name = name.strip()
         if not name or name == self.name:
             return
-        for role, layer in self.layers.items():
-            if role == "label":
-                layer.features = {"label": [name, name]}
-                layer.refresh_text()
+        for layer in self.layers.values():
             layer.name = layer.name.replace(self.name, name, 1)
             layer.metadata[TAG]["run"] = name
         self.name = name
@@ -333,21 +322,8 @@ def _mask_layer(viewer, mask: np.ndarray, name: str, info: dict):
     )
 
 
-def _label_positions(row: int, frame_shape) -> np.ndarray:
-    """(y, x) of the labels: top-left corners of the reconstruction and map panels."""
+def label_positions(row: int, frame_shape) -> np.ndarray:
+    """(y, x) of a run's two canvas labels: top-left corners of its reconstruction and
+    map panels in layout row ``row``, (2, 2)."""
     corners = [panel_translate(row, column, frame_shape) for column in (1, 2)]
     return np.array(corners, dtype=float) + 1.0
-
-
-def _label_layer(viewer, name: str, info: dict, frame_shape: tuple[int, int]):
-    """The run's name written on the canvas over its reconstruction and its map."""
-    return viewer.add_points(
-        _label_positions(0, frame_shape),
-        name=f"{name} label",
-        features={"label": [name, name]},
-        text={"string": "{label}", "anchor": "upper_left", "color": "yellow", "size": 9},
-        size=0.1,
-        face_color="transparent",
-        border_width=0,
-        metadata={TAG: {"role": "label", **info}},
-    )

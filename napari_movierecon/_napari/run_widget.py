@@ -13,6 +13,7 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtGui import QColor
@@ -31,8 +32,8 @@ from qtpy.QtWidgets import (
 
 from napari_movierecon._napari.config_editor import ConfigEditor
 from napari_movierecon._napari.run_status import RunState
-from napari_movierecon._napari.run_view import RunView
-from napari_movierecon._napari.session import TAG, session_for
+from napari_movierecon._napari.run_view import RunView, label_positions
+from napari_movierecon._napari.session import TAG, find_layer, session_for
 from napari_movierecon.errors import MovieReconError
 from napari_movierecon.reconstruct.job import ReconstructionJob
 from napari_movierecon.reconstruct.masks import cut_masks
@@ -132,6 +133,7 @@ class RunWidget(QWidget):
             self.session.run_removed,
         ):
             signal.connect(self._list_runs)
+            signal.connect(self._draw_labels)
         self.session.mask_saved.connect(lambda path: self.mask_edit.setText(path))
         self.viewer.layers.events.inserted.connect(self._collect_saved)
         self._sync_buttons()
@@ -295,6 +297,34 @@ class RunWidget(QWidget):
             self.run_list.addItem(item)
         self.run_list.blockSignals(False)
 
+    def _draw_labels(self, *_) -> None:
+        """Every shown run's name on the canvas, over its reconstruction and its map (one
+        points layer for all runs: a layer per run would cost a layer add per Run)."""
+        shown = [run for run in self.runs if run.shown and run.layers]
+        positions = [label_positions(run.row, run.movie_layer.data.shape[-2:]) for run in shown]
+        data = np.concatenate(positions) if positions else np.empty((0, 2))
+        names = [run.name for run in shown for _ in range(2)]
+        layer = find_layer(self.viewer, "run_labels")
+        if not shown:
+            if layer is not None:
+                self.viewer.layers.remove(layer)
+            return
+        if layer is None:
+            layer = self.viewer.add_points(
+                data,
+                name="run labels",
+                features={"label": names},
+                text={"string": "{label}", "anchor": "upper_left", "color": "yellow", "size": 9},
+                size=0.1,
+                face_color="transparent",
+                border_width=0,
+                metadata={TAG: {"role": "run_labels"}},
+            )
+        else:
+            layer.data = data
+            layer.features = {"label": names}
+            layer.refresh_text()
+
     def selected_run(self) -> RunView | None:
         row = self.run_list.currentRow()
         return self.runs[row] if 0 <= row < len(self.runs) else None
@@ -304,6 +334,7 @@ class RunWidget(QWidget):
         name = item.text().strip()
         if name and name != run.name and name not in {r.name for r in self.runs}:
             run.rename(name)
+            self._draw_labels()
         self._list_runs()
 
     def remove_run(self, run: RunView) -> None:

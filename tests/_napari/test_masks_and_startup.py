@@ -49,12 +49,13 @@ def test_the_window_is_usable_while_the_sample_builds(make_napari_viewer, qtbot)
     widgets, _ = open_in_background(viewer)
     # the docks are there and the canvas says what is going on before any layer exists
     assert len(viewer.layers) == 0 and len(widgets) == 6
-    assert viewer.text_overlay.visible and "building" in viewer.text_overlay.text
+    overlay = viewer.canvas.overlays["text"]
+    assert overlay.visible and "building" in overlay.text
     session = widgets["Reconstruction"].session
     qtbot.waitUntil(
         lambda: session.trial is not None and session.population is not None, timeout=120_000
     )
-    assert not viewer.text_overlay.visible
+    assert not overlay.visible
     assert [layer.metadata["movierecon"]["role"] for layer in viewer.layers] == [
         "truth",
         "map_scale",

@@ -97,7 +97,7 @@ def test_runs_are_named_after_their_population_and_belong_to_their_trial(ready, 
     first = ready.run.start_run()
     _finish(qtbot, first)
     assert first.name == "my neurons"
-    assert {f"my neurons {part}" for part in ("reconstruction", "correlation map", "label")} <= {
+    assert {f"my neurons {part}" for part in ("reconstruction", "correlation map")} <= {
         layer.name for layer in ready.viewer.layers
     }
     for layer in first.layers.values():
@@ -105,7 +105,8 @@ def test_runs_are_named_after_their_population_and_belong_to_their_trial(ready, 
         assert info["recording"] == ready.session.recording.name
         assert info["trial"] == ready.session.trial.index
     # the canvas label says which panel is which
-    assert list(first.layers["label"].features["label"]) == ["my neurons", "my neurons"]
+    labels = find_layer(ready.viewer, "run_labels")
+    assert list(labels.features["label"]) == ["my neurons", "my neurons"]
     # every correlation on screen says what it was computed over
     assert "full frame, first" in ready.run.status.text() and "frames skipped" in first.caption
     assert first.caption in ready.plots.corr_plot.getPlotItem().titleLabel.text
@@ -143,7 +144,10 @@ def test_runs_are_named_after_their_population_and_belong_to_their_trial(ready, 
 
     first.rename("renamed")
     assert first.movie_layer.name == "renamed reconstruction"
-    assert list(first.layers["label"].features["label"]) == ["renamed", "renamed"]
+    ready.run.run_list.item(0).setText("renamed again")  # as a double-click edit does
+    assert first.movie_layer.name == "renamed again reconstruction"
+    labels = find_layer(ready.viewer, "run_labels")  # shown runs only: the first
+    assert list(labels.features["label"]) == ["renamed again", "renamed again"]
 
 
 def test_a_saved_run_reopens_beside_its_own_ground_truth_once(ready, qtbot, tmp_path):
@@ -161,16 +165,16 @@ def test_a_saved_run_reopens_beside_its_own_ground_truth_once(ready, qtbot, tmp_
     qtbot.waitUntil(lambda: len(ready.session.runs) == 2, timeout=5_000)
     reopened = ready.session.runs[-1]
     assert reopened.file == path.resolve() and reopened.state == RunState.FINISHED
-    # truth, reconstruction, map and label: one row of its own, under the live run's
+    # truth, reconstruction and map: one row of its own, under the live run's
     truth, movie = reopened.layers["truth"], reopened.movie_layer
-    assert len(ready.viewer.layers) == before + 4
+    assert len(ready.viewer.layers) == before + 3
     assert truth.translate[-2:][0] == movie.translate[-2:][0] > run.movie_layer.translate[-2]
     assert truth.translate[-1] == 0 and movie.translate[-1] == 64 + 4
     np.testing.assert_array_equal(truth.data, ready.session.trial.movie)
 
     ready.viewer.open(str(path), plugin="napari-movierecon")
     qtbot.wait(200)
-    assert len(ready.viewer.layers) == before + 4 and len(ready.session.runs) == 2
+    assert len(ready.viewer.layers) == before + 3 and len(ready.session.runs) == 2
 
 
 def _two_runs_remove_first(ready, qtbot):

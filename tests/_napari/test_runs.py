@@ -33,7 +33,7 @@ def test_a_run_streams_into_the_same_layers(ready, qtbot):
     assert run.state == "finished"
     assert len(seen) >= 3
     assert {layer_id for layer_id, _, _ in seen} == {id(movie_layer)}
-    # one reconstruction, one map, one label on the canvas
+    # one reconstruction, one map, and the canvas labels of the runs
     assert len(ready.viewer.layers) == layers_before + 3
     # the movie moves away from gray and keeps changing; the correlation map updates
     assert not np.array_equal(seen[0][1], seen[-1][1])
