@@ -1,9 +1,11 @@
 """The README's screenshots of the real napari window (``make screenshots``).
 
-Opens napari with the plugin and the in-silico sample, runs the ``fast`` preset from
-all neurons, then from a region drawn on the cortical map (with ``--mask``: that
-mask file's update and evaluation masks), and saves the full window at each step to
-docs/figures/napari_*.png.
+Opens napari with the plugin and the in-silico sample in a window of ``--size``
+(1600x900 for the docs), runs the ``fast`` preset from all neurons, then from a
+region drawn on the cortical map (with ``--mask``: that mask file's update and
+evaluation masks), and saves the full window at each step to
+``--out``/napari_*.png; with ``--tabs`` also every dock tab of the plugin shown in
+turn (napari_tab_*.png), to look at each widget.
 """
 
 from __future__ import annotations
@@ -32,19 +34,32 @@ def _settle(milliseconds: int = 500) -> None:
     loop.exec()
 
 
+def _show_tab(widget) -> None:
+    """Bring the dock holding ``widget`` to the front of its tab group."""
+    from qtpy.QtWidgets import QDockWidget
+
+    while not isinstance(widget, QDockWidget):
+        widget = widget.parentWidget()
+    widget.raise_()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("docs/figures"))
+    parser.add_argument("--size", default="1600x900", help="window size WxH")
     parser.add_argument("--iterations", type=int, default=40)
     parser.add_argument("--mask", type=Path, default=None, help="mask file (movierecon mask)")
+    parser.add_argument("--tabs", action="store_true", help="also each dock tab in front")
     args = parser.parse_args()
-    with virtual_display():
+    width, height = (int(v) for v in args.size.split("x"))
+    args.out.mkdir(parents=True, exist_ok=True)
+    with virtual_display(size=(max(width, 1600), max(height, 1000))):
         import napari
 
         from napari_movierecon._napari.launch import open_ready, wait_ready
 
         viewer = napari.Viewer(title="napari-movierecon")
-        viewer.window._qt_window.resize(1600, 1000)
+        viewer.window._qt_window.resize(width, height)
         widgets = open_ready(viewer)
         wait_ready(widgets)
         _settle()
@@ -60,8 +75,15 @@ def main() -> None:
         picker._region().add_polygons([np.array([[0, 0], [0, 330], [800, 330], [800, 0]], float)])
         _finish(run_widget.start_run())
         viewer.dims.set_current_step(0, 150)
+        viewer.layers.selection.active = run_widget.runs[-1].movie_layer
         _settle()
         viewer.screenshot(args.out / "napari_two_runs.png", canvas_only=False, flash=False)
+        tabs = ("Recording and trial", "Masks", "Export", "Neuron population", "Plots")
+        for name in tabs if args.tabs else ():
+            _show_tab(widgets[name])
+            _settle(300)
+            slug = name.split()[0].lower()
+            viewer.screenshot(args.out / f"napari_tab_{slug}.png", canvas_only=False, flash=False)
         viewer.close()
 
 

@@ -1,7 +1,8 @@
 """Dock widget: pyqtgraph curves of every run — loss and pixel correlation against
 iteration, and the latest per-frame correlation against frame. Clicking the
 per-frame plot moves napari's time slider to that frame; a vertical line follows
-the slider."""
+the slider. Curves follow each run's ``RunStatus`` and go when the run is removed;
+the correlation plots' titles say over which pixels and frames they are computed."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ class PlotsWidget(QWidget):
         ):
             plot.setLabel("bottom", x_label)
             plot.addLegend(offset=(-5, 5))
-            plot.setMinimumSize(220, 160)
+            plot.setMinimumSize(200, 120)
         self.corr_plot.setYRange(-0.2, 1.0)
         self.frame_plot.setYRange(-1.0, 1.0)
         self.frame_plot.setXRange(0, 300)  # a Sensorium trial's length, until a run says
@@ -39,7 +40,8 @@ class PlotsWidget(QWidget):
         layout = QHBoxLayout(self)
         for plot in (self.loss_plot, self.corr_plot, self.frame_plot):
             layout.addWidget(plot)
-        self.curves: dict[str, tuple] = {}
+        self.curves: dict = {}  # RunView -> (loss, correlation, per-frame) curves
+        self._added = 0  # runs plotted so far (picks each new run's colour)
         self.frame_plot.scene().sigMouseClicked.connect(self._clicked)
         self.viewer.dims.events.current_step.connect(self._follow_slider)
         self._follow_slider()
@@ -47,19 +49,35 @@ class PlotsWidget(QWidget):
         for run in session.runs:
             self.add_run(run)
         session.run_started.connect(self.add_run)
+        session.run_removed.connect(self.remove_run)
 
     def add_run(self, run) -> None:
-        pen = pg.mkPen(PENS[len(self.curves) % len(PENS)], width=2)
-        self.curves[run.name] = (
+        if run.file is not None:
+            return  # a run opened from a file has no history to plot
+        pen = pg.mkPen(PENS[self._added % len(PENS)], width=2)
+        self._added += 1
+        self.curves[run] = (
             self.loss_plot.plot([], [], pen=pen, name=run.name),
             self.corr_plot.plot([], [], pen=pen, name=run.name),
             self.frame_plot.plot([], [], pen=pen, name=run.name),
         )
-        self.frame_plot.setXRange(0, run.job.trial.length)
-        run.updated.connect(lambda snapshot: self._update(run))
+        self.frame_plot.setXRange(0, run.movie_layer.data.shape[0])
+        run.status.events.iteration.connect(lambda *_: self._update(run))
+
+    def remove_run(self, run) -> None:
+        """Take the run's curves off the plots."""
+        plots = (self.loss_plot, self.corr_plot, self.frame_plot)
+        for plot, curve in zip(plots, self.curves.pop(run, ()), strict=False):
+            plot.removeItem(curve)
 
     def _update(self, run) -> None:
-        loss_curve, corr_curve, frame_curve = self.curves[run.name]
+        if run not in self.curves or run.last is None:
+            return
+        if run.caption:
+            self.corr_plot.setTitle(f"pixel correlation ({run.caption})")
+            # per-frame correlations skip no frame
+            self.frame_plot.setTitle(f"per-frame correlation ({run.mask_name}; click: go to frame)")
+        loss_curve, corr_curve, frame_curve = self.curves[run]
         history = np.array(
             [(i, loss, np.nan if c is None else c) for i, loss, c in run.history], dtype=float
         )

@@ -2,14 +2,16 @@
 
 A folder opens as its first held-out trial's ground truth and the neuron map (the
 recording widget adopts them); a reconstruction file (``movierecon reconstruct
---out``) opens as its movie, ground truth, correlation map and mask.
+--out``, or Save run in the Reconstruction dock) opens as its movie, ground truth,
+correlation map and mask, which the run widget lays out as one row beside the
+others (opening the same file again adds nothing).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from napari_movierecon._napari.layers import neuron_map_layer, truth_layer
+from napari_movierecon._napari.layers import map_scale_layer, neuron_map_layer, truth_layer
 from napari_movierecon._napari.session import TAG
 from napari_movierecon.errors import MovieReconError
 from napari_movierecon.io.sensorium import SensoriumRecording
@@ -38,6 +40,7 @@ def read_recording(path) -> list[tuple]:
     trial = recording.trial(int(recording.trials_in(tier)[0]))
     return [
         truth_layer(trial, recording.name, str(path), recording.frame_rate),
+        map_scale_layer(recording.neurons, str(path)),
         neuron_map_layer(recording.neurons, None, str(path)),
     ]
 
@@ -49,7 +52,8 @@ def read_reconstruction(path) -> list[tuple]:
     except MovieReconError as err:
         raise MovieReconError(f"napari-movierecon cannot open {path}: {err}") from err
     stem = Path(path).stem
-    info = {"role": "reconstruction", "file": str(path), "record": result.record}
+    # the run widget lays these out as one row, like a live run (see RunView.saved)
+    info = {"role": "reconstruction", "file": str(Path(path).resolve()), "record": result.record}
     layers = [
         (
             result.movie,
@@ -66,7 +70,12 @@ def read_reconstruction(path) -> list[tuple]:
         layers.append(
             (
                 result.truth,
-                {"name": f"{stem} ground truth", "colormap": "gray", "contrast_limits": (0, 255)},
+                {
+                    "name": f"{stem} ground truth",
+                    "colormap": "gray",
+                    "contrast_limits": (0, 255),
+                    "metadata": {TAG: {**info, "role": "run_truth"}},
+                },
                 "image",
             )
         )
@@ -93,6 +102,7 @@ def read_reconstruction(path) -> list[tuple]:
                     "opacity": 0.25,
                     "blending": "additive",
                     "contrast_limits": (0.0, 1.0),
+                    "metadata": {TAG: {**info, "role": "mask"}},
                 },
                 "image",
             )

@@ -3,7 +3,12 @@ ground-truth movie (time on the slider) and what the trial is."""
 
 from __future__ import annotations
 
+import re
+from functools import partial
+
 from napari.qt.threading import create_worker
+from napari.settings import get_settings
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -20,6 +25,9 @@ from napari_movierecon._napari.session import TAG, find_layer, session_for
 from napari_movierecon.encoders.checkpoint import check_neurons
 from napari_movierecon.errors import MovieReconError
 from napari_movierecon.sources import SAMPLE, open_encoder, open_recording
+
+# Layers that belong to the open recording (one of each in the viewer).
+RECORDING_ROLES = ("truth", "neurons", "map_scale")
 
 
 def _open_both(recording_source: str, encoder_source: str):
@@ -154,19 +162,48 @@ class RecordingWidget(QWidget):
             layer.name = kwargs["name"]
             layer.metadata = kwargs["metadata"]
         self.session.set_trial(trial)
+        # the play button shows the movie at the recording's frame rate
+        get_settings().application.playback_fps = max(1, round(recording.frame_rate))
         self._set_enabled(True)
         info = kwargs["metadata"][TAG]
         self.info.setText(
             f"trial {trial.index} ({trial.tier}): {trial.length} frames "
-            f"({trial.length / recording.frame_rate:.1f} s), running "
+            f"({trial.length / recording.frame_rate:.1f} s at {recording.frame_rate:g} Hz), "
+            "running "
             f"{info['mean_running_cm_s']:.1f} cm/s (mean)"
             + ("" if trial.responses is not None else "; no responses recorded")
         )
 
     # -- adopting layers opened elsewhere (sample data, reader) -----------------------
     def _adopt_inserted(self, event) -> None:
-        if event.value.metadata.get(TAG, {}).get("role") == "truth":
-            self._adopt(event.value)
+        """One ground truth, one neuron map and one scale bar at a time: a layer opened
+        again from the same source is dropped; one from another source replaces the
+        old one (and its recording is opened)."""
+        layer = event.value
+        info = layer.metadata.get(TAG, {})
+        if info.get("role") not in RECORDING_ROLES or "file" in info:
+            return
+        older = [
+            other
+            for other in self.viewer.layers
+            if other is not layer and other.metadata.get(TAG, {}).get("role") == info["role"]
+        ]
+        same = [other for other in older if other.metadata[TAG].get("source") == info.get("source")]
+        # the layer list is being changed right now: remove after this event
+        if same:
+            QTimer.singleShot(0, partial(self._replace, [layer], None))
+        elif older:
+            QTimer.singleShot(0, partial(self._replace, older, layer))
+        if info["role"] == "truth" and not same:
+            self._adopt(layer)
+
+    def _replace(self, old_layers, new_layer) -> None:
+        """Remove ``old_layers``; ``new_layer`` takes back the name napari suffixed."""
+        for layer in old_layers:
+            if layer in self.viewer.layers:
+                self.viewer.layers.remove(layer)
+        if new_layer is not None:
+            new_layer.name = re.sub(r" \[\d+\]$", "", new_layer.name)
 
     def _adopt(self, layer) -> None:
         info = layer.metadata[TAG]

@@ -1,37 +1,55 @@
-"""One reconstruction run in the viewer: its worker thread and its own layers.
+"""One reconstruction run in the viewer: its worker thread, its own layers, its status.
 
-The engine runs in a napari ``thread_worker`` generator that yields after every
-batch of windows through the encoder, so Pause and Stop take effect within a
-fraction of an iteration.
-Snapshots arrive in the Qt thread, where the run's reconstruction and
-correlation-map layers are updated in place (never re-added) and the activity
-dock's progress bar advances.
+Everything slow happens in a napari ``thread_worker`` generator: building the job
+(reading the mask file, checking the encoder against the recording), then the
+engine's set-up and its iterations. The engine yields after every batch of windows
+(its heartbeat), so Pause and Stop take effect within a fraction of an iteration.
+Items arrive in the Qt thread, where the run's layers are updated in place (never
+re-added) and its ``RunStatus`` changes; widgets subscribe to that status.
+
+A run saved to a reconstruction file and opened again is a RunView too (``saved``):
+same layers and layout, no worker.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import numpy as np
 from napari.qt.threading import create_worker
-from napari.utils import progress
 from napari.utils.notifications import show_info
 from psygnal import Signal
 
+from napari_movierecon._napari.run_status import RunState, RunStatus
 from napari_movierecon._napari.session import TAG, panel_translate
 from napari_movierecon.errors import MovieReconError
 from napari_movierecon.reconstruct.engine import GRAY_LEVEL, Snapshot
 from napari_movierecon.reconstruct.job import ReconstructionJob
+from napari_movierecon.reconstruct.results import save_reconstruction
 
 CORRELATION_COLORMAP = "PiYG"
+# Layout column of each role (0 ground truth, 1 reconstruction, 2 correlation map).
+COLUMNS = {"truth": 0, "reconstruction": 1, "mask": 1, "correlation_map": 2}
 
 
 class RunFailed(MovieReconError):
     """An error inside a running reconstruction (e.g. torch running out of memory)."""
 
 
-def _stream(engine):
-    """Worker body: pass the engine's items through (None = heartbeat)."""
+def _work(build: Callable[[], ReconstructionJob]):
+    """Worker body: build the job and set up the engine, hand the job over (the set-up
+    succeeded), then pass the engine's items through (None = heartbeat). Everything here
+    runs off the Qt thread."""
     try:
-        yield from engine
+        job = build()
+        yield None  # Stop pressed while the job was built takes effect here
+        engine = job.start(heartbeat=True)
+        try:
+            yield job
+            yield from engine
+        finally:
+            engine.close()
     except RuntimeError as err:
         # superqt's generator worker takes a RuntimeError for "the worker was deleted"
         # and drops it without any signal, which would leave the run hanging; torch
@@ -39,94 +57,158 @@ def _stream(engine):
         raise RunFailed(f"{type(err).__name__}: {err}") from err
 
 
-class RunView:
-    """A run named ``name`` drawn in row ``row`` of the side-by-side layout.
+def correlation_caption(mask: str, skipped_frames: int) -> str:
+    """What a pixel correlation was computed over, e.g. "full frame, first 10 frames
+    skipped"; shown next to every correlation on screen."""
+    return f"{mask}, first {skipped_frames} frames skipped"
 
-    ``history`` holds (iteration, loss, pixel correlation) per snapshot; ``last`` the
-    latest Snapshot; ``state`` is one of ready, running, paused, finished, stopped,
-    failed.
+
+class RunView:
+    """A run named ``name`` from ``recording`` trial ``trial``, drawn as one row of the
+    side-by-side layout. ``layers`` maps a role (reconstruction, correlation_map, mask,
+    label; truth for saved runs) to its layer; ``history`` holds (iteration, loss, pixel
+    correlation) per snapshot; ``last`` the latest Snapshot; ``status`` the evented state.
     """
 
     updated = Signal(object)
-    ended = Signal(str)
+    ended = Signal(object)
 
-    def __init__(self, viewer, job: ReconstructionJob, name: str, row: int) -> None:
+    def __init__(self, viewer, name: str, recording: str, trial: int, layers: dict) -> None:
         self.viewer = viewer
-        self.job = job
         self.name = name
+        self.recording = recording
+        self.trial = trial
+        self.layers = layers
+        self.status = RunStatus()
         self.history: list[tuple[int, float, float | None]] = []
         self.last: Snapshot | None = None
-        self.state = "ready"
-        self.error: str | None = None
+        self.job: ReconstructionJob | None = None
+        self.mask_name = ""  # pixels the correlations are computed over
+        self.caption = ""  # ... and the frames they skip, shown with every correlation
+        self.file: Path | None = None
+        self.row, self.shown = 0, True  # where the layout put it (see Session.arrange)
         self._worker = None
-        self._engine = None
-        self._progress = None
-        shape = job.trial.movie.shape
-        info = {
-            "run": name,
-            "population": {"name": job.population.name, "spec": job.population.spec},
-            "n_neurons": len(job.population),
-            "config": job.config.to_json(),
-            "trial": job.trial.index,
+
+    # -- construction ----------------------------------------------------------------
+    @classmethod
+    def live(cls, viewer, name: str, trial, recording: str, info: dict) -> RunView:
+        """Gray reconstruction and empty correlation-map layers for a run about to start
+        on ``trial`` (its movie gives the shape); ``info`` goes into their metadata."""
+        shape = trial.movie.shape
+        info = {"run": name, "recording": recording, "trial": trial.index, **info}
+        layers = {
+            "reconstruction": viewer.add_image(
+                np.full(shape, GRAY_LEVEL, dtype=np.float32),
+                name=f"{name} reconstruction",
+                colormap="gray",
+                contrast_limits=(0.0, 255.0),
+                metadata={TAG: {"role": "reconstruction", **info}},
+            ),
+            "correlation_map": viewer.add_image(
+                np.zeros(shape[1:], dtype=np.float32),
+                name=f"{name} correlation map",
+                colormap=CORRELATION_COLORMAP,
+                contrast_limits=(-1.0, 1.0),
+                metadata={TAG: {"role": "correlation_map", **info}},
+            ),
         }
-        self.movie_layer = viewer.add_image(
-            np.full(shape, GRAY_LEVEL, dtype=np.float32),
-            name=f"{name} reconstruction",
-            colormap="gray",
-            contrast_limits=(0.0, 255.0),
-            translate=(0.0, *panel_translate(row, 1, shape[1:])),
-            metadata={TAG: {"role": "reconstruction", **info}},
-        )
-        self.map_layer = viewer.add_image(
-            np.zeros(shape[1:], dtype=np.float32),
-            name=f"{name} correlation map",
-            colormap=CORRELATION_COLORMAP,
-            contrast_limits=(-1.0, 1.0),
-            translate=panel_translate(row, 2, shape[1:]),
-            metadata={TAG: {"role": "correlation_map", **info}},
-        )
-        self.mask_layer = None
-        if job.eval_mask is not None:
-            self.mask_layer = viewer.add_image(
-                job.eval_mask.astype(np.float32),
-                name=f"{name} evaluation mask",
-                colormap="cyan",
-                contrast_limits=(0.0, 1.0),
-                opacity=0.25,
-                blending="additive",
-                translate=panel_translate(row, 1, shape[1:]),
-                metadata={TAG: {"role": "mask", **info}},
-            )
+        return cls(viewer, name, recording, trial.index, layers)
+
+    @classmethod
+    def saved(cls, viewer, layers: dict, file: Path) -> RunView:
+        """A run opened from a reconstruction file (layers added by the reader)."""
+        record = layers["reconstruction"].metadata[TAG]["record"]
+        metrics = record.get("metrics", {})
+        name = f"{file.stem} (saved, trial {record.get('trial')})"
+        run = cls(viewer, name, record.get("recording"), record.get("trial"), layers)
+        run.file = file
+        done = RunState.FINISHED if record.get("completed") else RunState.STOPPED
+        run.status.iteration = int(record.get("iterations_done", 0))
+        run.status.correlation = metrics.get("pixel_correlation")
+        run.status.loss = metrics.get("loss")
+        if "mask" in metrics:
+            run.mask_name = metrics["mask"]
+            run.caption = correlation_caption(metrics["mask"], metrics.get("skipped_frames", 0))
+        run.status.state = done
+        return run
+
+    # -- layout ----------------------------------------------------------------------
+    @property
+    def movie_layer(self):
+        return self.layers["reconstruction"]
+
+    @property
+    def map_layer(self):
+        return self.layers["correlation_map"]
+
+    @property
+    def mask_layer(self):
+        return self.layers.get("mask")
+
+    def place(self, row: int, visible: bool, colorbar: bool = False) -> None:
+        """Put the run's panels in ``row`` of the layout; hide them when not ``visible``;
+        ``colorbar``: show the correlation colour bar (one for all runs: same scale)."""
+        self.row, self.shown = row, visible
+        frame_shape = self.movie_layer.data.shape[-2:]
+        # each change redraws the canvas: change only what differs
+        for role, layer in self.layers.items():
+            offset = (0.0,) * (layer.ndim - 2) + panel_translate(row, COLUMNS[role], frame_shape)
+            if not np.array_equal(layer.translate, offset):
+                layer.translate = offset
+            if layer.visible != visible:
+                layer.visible = visible
+        bar, show = self.map_layer.colorbar, visible and colorbar
+        bar.position = "bottom_left"  # below the neuron map, not on a panel
+        if bar.visible != show:
+            bar.visible = show
+
+    def rename(self, name: str) -> None:
+        """Give the run a new name: its layers follow (the canvas labels are redrawn by
+        the run widget)."""
+        name = name.strip()
+        if not name or name == self.name:
+            return
+        for layer in self.layers.values():
+            layer.name = layer.name.replace(self.name, name, 1)
+            layer.metadata[TAG]["run"] = name
+        self.name = name
 
     # -- control ---------------------------------------------------------------------
-    def start(self) -> None:
-        """Check the inputs in this thread (errors raise here, nothing starts), then run."""
-        self._engine = self.job.start(heartbeat=True)
-        self._progress = progress(total=self.job.config.iterations, desc=self.name)
-        worker = create_worker(_stream, self._engine, _ignore_errors=True)
+    def start(self, build: Callable[[], ReconstructionJob], iterations: int) -> None:
+        """Start the worker; ``build`` makes the job in the worker thread."""
+        self.status.iterations = iterations
+        self.status.state = RunState.STARTING
+        worker = create_worker(_work, build, _ignore_errors=True)
         worker.yielded.connect(self._on_item)
         worker.errored.connect(self._on_error)
-        worker.aborted.connect(lambda: self._end("stopped"))
         worker.finished.connect(self._on_finished)
         self._worker = worker
-        self.state = "running"
         worker.start()
 
+    def _add_mask_layer(self, mask: np.ndarray) -> None:
+        """The evaluation mask over the run's reconstruction panel."""
+        info = {k: v for k, v in self.movie_layer.metadata[TAG].items() if k != "role"}
+        layer = _mask_layer(self.viewer, mask, self.name, info)
+        layer.translate = self.movie_layer.translate[-2:]
+        layer.visible = self.movie_layer.visible
+        self.layers["mask"] = layer
+
     def pause(self) -> None:
-        if self.state == "running":
+        if self.status.state == RunState.RUNNING:
             self._worker.pause()
-            self.state = "paused"
+            self.status.state = RunState.PAUSED
 
     def resume(self) -> None:
-        if self.state == "paused":
+        if self.status.state == RunState.PAUSED:
             self._worker.resume()
-            self.state = "running"
+            self.status.state = RunState.RUNNING
 
     def stop(self) -> None:
         """Ask the worker to stop at its next yield (within one batch of windows)."""
-        if self.state in ("running", "paused"):
-            if self.state == "paused":
+        if self.status.state in (RunState.STARTING, RunState.RUNNING, RunState.PAUSED):
+            if self.status.state == RunState.PAUSED:
                 self._worker.resume()
+            self.status.state = RunState.STOPPING
             self._worker.quit()
 
     @property
@@ -134,54 +216,114 @@ class RunView:
         return self._worker
 
     @property
+    def state(self) -> RunState:
+        return self.status.state
+
+    @property
     def active(self) -> bool:
-        return self.state in ("running", "paused")
+        return self.status.active
 
     # -- streaming -------------------------------------------------------------------
     def _on_item(self, item) -> None:
+        if not self.layers:  # removed while the worker was ending
+            return
+        if isinstance(item, ReconstructionJob):
+            self.job = item
+            if item.eval_mask is not None:  # known once the mask file is read
+                self._add_mask_layer(item.eval_mask)
+            if self.status.state == RunState.STARTING:
+                self.status.state = RunState.RUNNING
+            return
         if item is None:
             return
         snapshot: Snapshot = item
         self.last = snapshot
+        if not self.caption:
+            self.mask_name = "evaluation mask" if self.job.eval_mask is not None else "full frame"
+            self.caption = correlation_caption(self.mask_name, snapshot.skip_frames)
         self.history.append((snapshot.iteration, snapshot.loss, snapshot.pixel_correlation))
         self.movie_layer.data = snapshot.movie.astype(np.float32, copy=False)
         if snapshot.correlation_map is not None:
             self.map_layer.data = np.nan_to_num(snapshot.correlation_map).astype(np.float32)
         self.movie_layer.metadata[TAG]["iteration"] = snapshot.iteration
-        if self.active:
-            self._progress.update(snapshot.iteration - self._progress.n)
-        else:  # Qt may deliver the last snapshot after the end signal
-            self._store_record()
+        self.status.loss = snapshot.loss
+        self.status.correlation = snapshot.pixel_correlation
         self.updated.emit(snapshot)
+        self.status.iteration = snapshot.iteration  # last: subscribers read the history
+        if not self.active:  # Qt may deliver the last snapshot after the end signal
+            self._store_record()
 
     def _on_error(self, error: Exception) -> None:
         """napari's worker has already raised a notification with the error."""
-        self.error = str(error) if isinstance(error, MovieReconError) else repr(error)
-        self._end("failed")
+        self.status.error = str(error) if isinstance(error, MovieReconError) else repr(error)
+        self._end(RunState.FAILED)
 
     def _on_finished(self) -> None:
-        if self.state in ("running", "paused"):
+        if self.active:
             done = self.last is not None and self.last.iteration == self.last.iterations
-            self._end("finished" if done else "stopped")
-        if self._engine is not None:
-            self._engine.close()
+            self._end(RunState.FINISHED if done else RunState.STOPPED)
+
+    def result(self):
+        """The reconstruction so far as a ``Reconstruction`` (None before the first
+        snapshot)."""
+        if self.job is None or self.last is None:
+            return None
+        return self.job.result(self.last, completed=self.status.state == RunState.FINISHED)
+
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write the run to a reconstruction file (``movierecon reconstruct --out``'s
+        format); MovieReconError when there is nothing to save or the path is bad."""
+        result = self.result()
+        if result is None:
+            raise MovieReconError(f"{self.name}: nothing to save yet (no snapshot)")
+        return save_reconstruction(result, path, overwrite=overwrite)
 
     def _store_record(self) -> None:
         """The reproducible record of the result so far, kept in the layers' metadata."""
-        if self.last is not None:
-            record = self.job.result(self.last, completed=self.state == "finished").record
+        result = self.result()
+        if result is not None:
             for layer in (self.movie_layer, self.map_layer):
-                layer.metadata[TAG]["record"] = record
+                layer.metadata[TAG]["record"] = result.record
 
-    def _end(self, state: str) -> None:
+    def _end(self, state: RunState) -> None:
         if not self.active:
             return
-        self.state = state
-        if self._progress is not None:
-            self._progress.close()
+        self.status.state = state
         self._store_record()
-        if state == "finished":
+        if state == RunState.FINISHED:
             corr = self.last.pixel_correlation if self.last else None
-            text = f"{corr:.3f}" if corr is not None else "n/a"
+            text = f"{corr:.3f} ({self.caption})" if corr is not None else "n/a"
             show_info(f"movierecon {self.name} finished: pixel correlation {text}")
         self.ended.emit(state)
+
+    def remove(self) -> None:
+        """Stop the worker if any, take the layers out of the viewer and drop every
+        reference to the run's arrays (movie, job, engine), so their memory returns."""
+        self.stop()
+        for layer in self.layers.values():
+            if layer in self.viewer.layers:
+                self.viewer.layers.remove(layer)
+        self.layers = {}
+        self.job = self.last = None
+        self.history = []
+        for signal in (self.status.events, self.updated, self.ended):
+            signal.disconnect()  # subscribers' closures hold the run
+
+
+def _mask_layer(viewer, mask: np.ndarray, name: str, info: dict):
+    return viewer.add_image(
+        mask.astype(np.float32),
+        name=f"{name} evaluation mask",
+        colormap="cyan",
+        contrast_limits=(0.0, 1.0),
+        opacity=0.25,
+        blending="additive",
+        metadata={TAG: {"role": "mask", **info}},
+    )
+
+
+def label_positions(row: int, frame_shape) -> np.ndarray:
+    """(y, x) of a run's two canvas labels: top-left corners of its reconstruction and
+    map panels in layout row ``row``, (2, 2)."""
+    corners = [panel_translate(row, column, frame_shape) for column in (1, 2)]
+    return np.array(corners, dtype=float) + 1.0

@@ -1,43 +1,74 @@
-"""Dock widget: optimization parameters and Run / Pause / Resume / Stop.
+"""Dock widget: optimization parameters, Run / Pause / Stop, and the list of runs.
 
-Run builds a ``ReconstructionJob`` from the session (trial, encoder, population),
-the typed parameters and the optional mask file; any problem is shown and nothing
-starts. Each run gets its own named layers (see ``RunView``), so runs can be compared.
+Run reads what it needs from the widgets (config, mask path, trial, population) and
+returns at once: the job is built and the engine set up in the run's worker thread
+(see ``RunView``); a problem found there removes the run again and is shown. Runs are
+named after their population (the name field overrides it), listed below the buttons
+(double-click to rename) and can be saved to a reconstruction file or removed.
+The status line and the buttons follow the newest run's ``RunStatus``.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
-from napari.utils.notifications import show_error
-from qtpy.QtCore import Qt
+import numpy as np
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import Qt, QTimer
+from qtpy.QtGui import QColor
 from qtpy.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QListWidget,
+    QListWidgetItem,
     QPushButton,
-    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
 
 from napari_movierecon._napari.config_editor import ConfigEditor
-from napari_movierecon._napari.run_view import RunView
-from napari_movierecon._napari.session import session_for
+from napari_movierecon._napari.run_status import RunState
+from napari_movierecon._napari.run_view import RunView, label_positions
+from napari_movierecon._napari.session import TAG, find_layer, session_for
 from napari_movierecon.errors import MovieReconError
 from napari_movierecon.reconstruct.job import ReconstructionJob
 from napari_movierecon.reconstruct.masks import cut_masks
 
+SAVED_ROLES = {"reconstruction", "run_truth", "correlation_map", "mask"}
+
+
+def make_job(session_values: dict, config, mask_path: str) -> ReconstructionJob:
+    """The job for ``session_values`` (recording, trial, encoder, encoder_source,
+    population), ``config`` and the optional mask file; reads the mask file and checks
+    the encoder against the recording, so it runs in the worker thread."""
+    update_mask = eval_mask = mask_record = None
+    if mask_path:
+        update_mask, eval_mask, mask_record = cut_masks(
+            Path(mask_path), config, session_values["encoder"].frame_shape
+        )
+    return ReconstructionJob(
+        **session_values,
+        config=config,
+        update_mask=update_mask,
+        eval_mask=eval_mask,
+        mask_record=mask_record,
+    )
+
 
 class RunWidget(QWidget):
-    """Runs are kept in ``session.runs``; Pause and Stop act on the newest."""
+    """Runs are kept in ``session.runs``; Pause and Stop act on the newest live run."""
 
     def __init__(self, napari_viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
         self.session = session_for(napari_viewer)
+        self.current: RunView | None = None
+        self._saved_layers: dict[str, dict] = {}
+
         self.editor = ConfigEditor()
         self.mask_edit = QLineEdit()
         self.mask_edit.setPlaceholderText("none (mask file from `movierecon mask`)")
@@ -45,52 +76,72 @@ class RunWidget(QWidget):
         mask_browse.setMaximumWidth(30)
         mask_browse.clicked.connect(self._browse_mask)
         self.name_edit = QLineEdit()
-        self.name_edit.setPlaceholderText("run name (default: run N)")
         self.run_button = QPushButton("Run")
         self.pause_button = QPushButton("Pause")
         self.stop_button = QPushButton("Stop")
+        # the newest run's progress is a line of text: progress bars (napari's activity
+        # dock, QProgressBar) repaint the window synchronously, which holds the event loop
         self.status = QLabel("open a recording and pick a trial")
         self.status.setWordWrap(True)
         self.status.setMinimumHeight(2 * self.status.fontMetrics().height())
+        self.run_list = QListWidget()
+        self.run_list.setMaximumHeight(6 * self.run_list.fontMetrics().height())
+        self.save_button = QPushButton("Save run…")
+        self.remove_button = QPushButton("Remove run")
 
-        scroll = QScrollArea()
-        scroll.setWidget(self.editor)
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(self.editor.sizeHint().width() + 20)
-        scroll.setMinimumHeight(320)
         mask_row = QHBoxLayout()
         mask_row.addWidget(self.mask_edit)
         mask_row.addWidget(mask_browse)
         top = QFormLayout()
         top.addRow("mask", mask_row)
         top.addRow("name", self.name_edit)
-        buttons = QHBoxLayout()
+        # Run / Pause / Stop: other controls that act on starting runs go in this row
+        self.buttons = QHBoxLayout()
         for button in (self.run_button, self.pause_button, self.stop_button):
-            buttons.addWidget(button)
+            self.buttons.addWidget(button)
+        run_buttons = QHBoxLayout()
+        run_buttons.addWidget(self.save_button)
+        run_buttons.addWidget(self.remove_button)
+        # the controls first (always in reach), the parameters below them
         layout = QVBoxLayout(self)
-        layout.addWidget(scroll, stretch=1)
-        layout.addSpacing(6)
         layout.addLayout(top)
-        layout.addLayout(buttons)
+        layout.addLayout(self.buttons)
         layout.addWidget(self.status)
+        layout.addWidget(QLabel("runs (double-click to rename; grey: another trial)"))
+        layout.addWidget(self.run_list)
+        layout.addLayout(run_buttons)
+        layout.addSpacing(6)
+        layout.addWidget(QLabel("parameters"))
+        layout.addWidget(self.editor)
 
         self.run_button.clicked.connect(self.start_run)
         self.pause_button.clicked.connect(self.toggle_pause)
         self.stop_button.clicked.connect(self.stop_run)
-        self.session.trial_changed.connect(self._show_readiness)
-        self.session.population_changed.connect(self._show_readiness)
-        self.session.recording_changed.connect(self._show_readiness)
+        self.save_button.clicked.connect(self._save_selected)
+        self.remove_button.clicked.connect(self._remove_selected)
+        self.run_list.itemChanged.connect(self._renamed)
+        for signal in (
+            self.session.trial_changed,
+            self.session.population_changed,
+            self.session.recording_changed,
+        ):
+            signal.connect(self._show_readiness)
+        for signal in (
+            self.session.trial_changed,
+            self.session.recording_changed,
+            self.session.run_started,
+            self.session.run_removed,
+        ):
+            signal.connect(self._list_runs)
+            signal.connect(self._draw_labels)
+        self.session.mask_saved.connect(lambda path: self.mask_edit.setText(path))
+        self.viewer.layers.events.inserted.connect(self._collect_saved)
         self._sync_buttons()
         self._show_readiness()
 
     @property
     def runs(self) -> list[RunView]:
         return self.session.runs
-
-    @property
-    def current(self) -> RunView | None:
-        return self.runs[-1] if self.runs else None
 
     # -- starting --------------------------------------------------------------------
     def _missing(self) -> str | None:
@@ -102,57 +153,61 @@ class RunWidget(QWidget):
             return "the population is empty: choose at least one neuron"
         return None
 
-    def build_job(self) -> ReconstructionJob:
-        """The job the Run button would start; MovieReconError saying what is missing."""
+    def _job_inputs(self) -> tuple[dict, object, str]:
+        """What the job is built from, read in the Qt thread: the session's recording,
+        trial, encoder and population, the validated config, the mask path."""
         if (missing := self._missing()) is not None:
             raise MovieReconError(missing)
         session = self.session
-        config = self.editor.config()
-        update_mask = eval_mask = mask_record = None
-        if self.mask_edit.text().strip():
-            update_mask, eval_mask, mask_record = cut_masks(
-                Path(self.mask_edit.text().strip()), config, session.encoder.frame_shape
-            )
-        return ReconstructionJob(
-            recording=session.recording,
-            trial=session.trial,
-            encoder=session.encoder,
-            encoder_source=session.encoder_source,
-            population=session.population,
-            config=config,
-            update_mask=update_mask,
-            eval_mask=eval_mask,
-            mask_record=mask_record,
-        )
+        values = {
+            "recording": session.recording,
+            "trial": session.trial,
+            "encoder": session.encoder,
+            "encoder_source": session.encoder_source,
+            "population": session.population,
+        }
+        return values, self.editor.config(), self.mask_edit.text().strip()
+
+    def build_job(self) -> ReconstructionJob:
+        """The job the Run button would start (built here, in the calling thread);
+        MovieReconError saying what is missing or wrong."""
+        return make_job(*self._job_inputs())
 
     def start_run(self) -> RunView | None:
-        """Start a run, or show why not (nothing starts then)."""
+        """Start a run and return at once, or show why not (nothing starts then)."""
         if self.current is not None and self.current.active:
             self._refuse("a run is in progress: stop it first")
             return None
         try:
-            job = self.build_job()
-            name = self.name_edit.text().strip() or f"run {len(self.runs) + 1}"
-            row = len(self.runs)
-            view = RunView(self.viewer, job, name, row)
-            try:
-                view.start()
-            except MovieReconError:
-                for layer in (view.movie_layer, view.map_layer, view.mask_layer):
-                    if layer is not None:
-                        self.viewer.layers.remove(layer)
-                raise
+            values, config, mask_path = self._job_inputs()
         except MovieReconError as err:
             self._refuse(str(err))
             return None
-        view.updated.connect(self._on_update)
-        view.ended.connect(lambda state: self._on_end(view, state))
-        self.session.add_run(view)
+        population = values["population"]
+        name = self._unique(self.name_edit.text().strip() or population.name)
+        info = {
+            "tier": values["trial"].tier,
+            "population": population.population.to_dict(),
+            "n_neurons": len(population),
+            "config": config.to_json(),
+        }
+        run = RunView.live(self.viewer, name, values["trial"], values["recording"].name, info)
+        run.status.events.connect(partial(self._on_status, run))
+        self.current = run
+        self.session.add_run(run)
+        run.start(partial(make_job, values, config, mask_path), config.iterations)
         self.viewer.reset_view()  # bring the new run's panels into view
         self.name_edit.clear()
-        self.status.setText(f"{name}: started ({len(job.population)} neurons)")
-        self._sync_buttons()
-        return view
+        return run
+
+    def _unique(self, name: str) -> str:
+        """``name``, or ``name (2)``, ... if a run already has it (layer names are keys)."""
+        taken = {run.name for run in self.runs}
+        candidate, k = name, 1
+        while candidate in taken:
+            k += 1
+            candidate = f"{name} ({k})"
+        return candidate
 
     def _refuse(self, message: str) -> None:
         self.status.setText(f"<font color='#e05050'>not started: {message}</font>")
@@ -167,6 +222,7 @@ class RunWidget(QWidget):
             self.status.setText(missing)
         else:
             trial, population = self.session.trial, self.session.population
+            self.name_edit.setPlaceholderText(f"run name (default: {population.name})")
             self.status.setText(
                 f"ready: trial {trial.index} ({trial.tier}) from {len(population)} neurons "
                 f"({population.name})"
@@ -177,51 +233,164 @@ class RunWidget(QWidget):
         run = self.current
         if run is None:
             return
-        if run.state == "running":
+        if run.state == RunState.RUNNING:
             run.pause()
-            self.status.setText(f"{run.name}: paused")
-        elif run.state == "paused":
+        elif run.state == RunState.PAUSED:
             run.resume()
-            self.status.setText(f"{run.name}: running")
-        self._sync_buttons()
 
     def stop_run(self) -> None:
         if self.current is not None:
             self.current.stop()
-            self.status.setText(f"{self.current.name}: stopping …")
 
-    def _on_update(self, snapshot) -> None:
-        run = self.current
-        if not run.active:  # a snapshot delivered after the end signal
-            self._on_end(run, run.state)
+    def _on_status(self, run: RunView, *_) -> None:
+        """The status line and the buttons follow the run's status."""
+        if run is not self.current:
             return
-        corr = snapshot.pixel_correlation
-        self.status.setText(
-            f"{run.name}: iteration {snapshot.iteration}/{snapshot.iterations}, "
-            f"loss {snapshot.loss:.4f}"
-            + (f", pixel correlation {corr:.3f}" if corr is not None else "")
-            + f", {snapshot.elapsed_s:.1f} s"
-        )
-
-    def _on_end(self, run: RunView, state: str) -> None:
-        corr = run.last.pixel_correlation if run.last is not None else None
-        iteration = run.last.iteration if run.last is not None else 0
-        self.status.setText(
-            f"{run.name}: {state} after {iteration} iterations"
-            + (f", pixel correlation {corr:.3f}" if corr is not None else "")
-            + (f": {run.error}" if run.error else "")
-        )
+        status = run.status
+        if status.state == RunState.FAILED and run.job is None:
+            # the job could not be built: the run never started, take it away again
+            self.session.remove_run(run)
+            self.current = None
+            self._refuse(status.error)
+            self._sync_buttons()
+            return
+        corr = ""
+        if status.correlation is not None:
+            corr = f", pixel correlation {status.correlation:.3f} ({run.caption})"
+        if status.state == RunState.STARTING:
+            text = f"{run.name}: starting …"
+        elif run.active:
+            text = (
+                f"{run.name}: {status.state.value}, iteration {status.iteration}/"
+                f"{status.iterations}"
+                + (f", loss {status.loss:.4f}" if status.loss is not None else "")
+                + corr
+            )
+        else:
+            text = (
+                f"{run.name}: {status.state.value} after {status.iteration} iterations"
+                + corr
+                + (f": {status.error}" if status.error else "")
+            )
+        self.status.setText(text)
         self._sync_buttons()
 
     def _sync_buttons(self) -> None:
         run = self.current
-        active = run is not None and run.active
-        self.run_button.setEnabled(not active)
-        self.pause_button.setEnabled(active)
-        self.stop_button.setEnabled(active)
-        self.pause_button.setText(
-            "Resume" if run is not None and run.state == "paused" else "Pause"
+        state = run.state if run is not None else RunState.IDLE
+        self.run_button.setEnabled(run is None or not run.active)
+        self.pause_button.setEnabled(state in (RunState.RUNNING, RunState.PAUSED))
+        self.stop_button.setEnabled(state in (RunState.STARTING, RunState.RUNNING, RunState.PAUSED))
+        self.pause_button.setText("Resume" if state == RunState.PAUSED else "Pause")
+
+    # -- the list of runs ------------------------------------------------------------
+    def _list_runs(self, *_) -> None:
+        self.run_list.blockSignals(True)
+        self.run_list.clear()
+        for run in self.runs:
+            item = QListWidgetItem(run.name)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
+            item.setToolTip(f"{run.recording}, trial {run.trial}")
+            if not self.session.shows(run):
+                item.setForeground(QColor("#808080"))
+                item.setToolTip(item.toolTip() + ": hidden (another trial is shown)")
+            self.run_list.addItem(item)
+        self.run_list.blockSignals(False)
+
+    def _draw_labels(self, *_) -> None:
+        """Every shown run's name on the canvas, over its reconstruction and its map (one
+        points layer for all runs: a layer per run would cost a layer add per Run)."""
+        shown = [run for run in self.runs if run.shown and run.layers]
+        positions = [label_positions(run.row, run.movie_layer.data.shape[-2:]) for run in shown]
+        data = np.concatenate(positions) if positions else np.empty((0, 2))
+        names = [run.name for run in shown for _ in range(2)]
+        layer = find_layer(self.viewer, "run_labels")
+        if not shown:
+            if layer is not None:
+                self.viewer.layers.remove(layer)
+            return
+        if layer is None:
+            layer = self.viewer.add_points(
+                data,
+                name="run labels",
+                features={"label": names},
+                text={"string": "{label}", "anchor": "upper_left", "color": "yellow", "size": 9},
+                size=0.1,
+                face_color="transparent",
+                border_width=0,
+                metadata={TAG: {"role": "run_labels"}},
+            )
+        else:
+            layer.data = data
+            layer.features = {"label": names}
+            layer.refresh_text()
+
+    def selected_run(self) -> RunView | None:
+        row = self.run_list.currentRow()
+        return self.runs[row] if 0 <= row < len(self.runs) else None
+
+    def _renamed(self, item: QListWidgetItem) -> None:
+        run = self.runs[self.run_list.row(item)]
+        name = item.text().strip()
+        if name and name != run.name and name not in {r.name for r in self.runs}:
+            run.rename(name)
+            self._draw_labels()
+        self._list_runs()
+
+    def remove_run(self, run: RunView) -> None:
+        """Stop ``run`` if it is going, remove its layers, forget it."""
+        if run is self.current:
+            self.current = None
+        self.session.remove_run(run)
+        self._sync_buttons()
+        self._show_readiness()
+
+    def _remove_selected(self) -> None:
+        if (run := self.selected_run()) is not None:
+            self.remove_run(run)
+
+    def save_run(self, run: RunView, path: str | Path) -> Path | None:
+        """Save ``run`` to a reconstruction file (reopens beside its ground truth)."""
+        try:
+            written = run.save(path, overwrite=Path(path).exists())
+        except MovieReconError as err:
+            self.status.setText(f"<font color='#e05050'>not saved: {err}</font>")
+            show_error(f"movierecon: {err}")
+            return None
+        show_info(f"movierecon: saved {run.name} to {written}")
+        return written
+
+    def _save_selected(self) -> None:
+        run = self.selected_run() or self.current
+        if run is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save reconstruction", f"{run.name}.safetensors", "reconstruction (*.safetensors)"
         )
+        if path:
+            self.save_run(run, path if path.endswith(".safetensors") else f"{path}.safetensors")
+
+    # -- runs opened from files (reader) ---------------------------------------------
+    def _collect_saved(self, event) -> None:
+        """Gather the layers the reader adds for one file; adopt them once all are in."""
+        info = event.value.metadata.get(TAG, {})
+        if info.get("role") in SAVED_ROLES and "file" in info:
+            if not self._saved_layers:
+                QTimer.singleShot(0, self._adopt_saved)
+            self._saved_layers.setdefault(info["file"], {})[info["role"]] = event.value
+
+    def _adopt_saved(self) -> None:
+        """Lay each opened file out as a run row; a file already open is not added twice."""
+        pending, self._saved_layers = self._saved_layers, {}
+        for file, layers in pending.items():
+            if any(run.file == Path(file) for run in self.runs) or "reconstruction" not in layers:
+                for layer in layers.values():
+                    self.viewer.layers.remove(layer)
+                continue
+            layers["truth"] = layers.pop("run_truth", None)
+            run = RunView.saved(self.viewer, {k: v for k, v in layers.items() if v}, Path(file))
+            self.session.add_run(run)
+        self.viewer.reset_view()
 
     def _browse_mask(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Mask file", filter="mask (*.safetensors)")

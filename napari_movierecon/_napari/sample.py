@@ -1,9 +1,10 @@
-"""Sample data: the in-silico mouse's first held-out trial and its neuron map, with the
+"""Sample data: the in-silico mouse's first held-out trial, its neuron map and the map's
+scale bar, with the
 sample ensemble ready (the widgets adopt both layers and open the shipped encoder)."""
 
 from __future__ import annotations
 
-from napari_movierecon._napari.layers import neuron_map_layer, truth_layer
+from napari_movierecon._napari.layers import map_scale_layer, neuron_map_layer, truth_layer
 from napari_movierecon.reconstruct.neurons import encoder_reliability
 from napari_movierecon.sources import SAMPLE, open_encoder, open_recording
 
@@ -16,7 +17,8 @@ def insilico_mouse() -> list[tuple]:
     recording = open_recording(SAMPLE)
     trial = recording.trial(int(recording.trials_in(SAMPLE_TIER)[0]))
     reliability = encoder_reliability(open_encoder(SAMPLE))
-    return [
+    return [  # the neuron map last: it is the active layer (the population is picked on it)
         truth_layer(trial, recording.name, SAMPLE, recording.frame_rate),
+        map_scale_layer(recording.neurons, SAMPLE),
         neuron_map_layer(recording.neurons, reliability, SAMPLE),
     ]

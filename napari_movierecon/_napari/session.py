@@ -25,6 +25,8 @@ class Session:
     trial_changed = Signal()
     population_changed = Signal()
     run_started = Signal(object)
+    run_removed = Signal(object)
+    mask_saved = Signal(str)  # path of a mask file made in the GUI, for the next runs
 
     def __init__(self) -> None:
         self.recording: Recording | None = None
@@ -41,10 +43,12 @@ class Session:
         self.encoder, self.encoder_source = encoder, encoder_source
         self.reliability = encoder_reliability(encoder)
         self.trial = None
+        self.arrange()
         self.recording_changed.emit()
 
     def set_trial(self, trial: Trial) -> None:
         self.trial = trial
+        self.arrange()
         self.trial_changed.emit()
 
     def set_population(self, population: Selection | None) -> None:
@@ -53,7 +57,40 @@ class Session:
 
     def add_run(self, run) -> None:
         self.runs.append(run)
+        self.arrange()
         self.run_started.emit(run)
+
+    def remove_run(self, run) -> None:
+        """Stop ``run``, remove its layers and forget it (its memory is returned)."""
+        run.remove()
+        self.runs.remove(run)
+        self.arrange()
+        self.run_removed.emit(run)
+
+    def shows(self, run) -> bool:
+        """Whether ``run`` belongs beside the shown ground truth: same recording and
+        trial. A run opened from a file carries its own ground truth and always shows."""
+        if run.file is not None:
+            return True
+        return (
+            self.recording is not None
+            and self.trial is not None
+            and (run.recording, run.trial) == (self.recording.name, self.trial.index)
+        )
+
+    def arrange(self) -> None:
+        """One row per shown run, oldest first, next to the ground truth (row 0); a saved
+        run shows its own ground truth in column 0, so it never takes row 0. Runs of
+        other trials or recordings are hidden. The first shown run's correlation map
+        carries the colour bar (every map has the same scale, -1..1)."""
+        row = shown = 0
+        for run in self.runs:
+            visible = self.shows(run)
+            if visible and run.file is not None:
+                row = max(row, 1)
+            run.place(row, visible, colorbar=visible and shown == 0)
+            row += visible
+            shown += visible
 
 
 _SESSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -107,9 +107,13 @@ def test_a_sensorium_folder_opens_and_a_mismatched_encoder_is_reported(ready, tm
     folder = write_sensorium(tiny, tmp_path / "mouse", pad_to=12)
     layers = ready.viewer.open(folder, plugin="napari-movierecon")
     names = [layer.name for layer in layers]
-    assert names == ["ground truth (trial 2)", "neurons (20, cortical µm)"]
+    assert names == ["ground truth (trial 2)", "map scale (µm)", "neurons (20, cortical µm)"]
     # the recording widget adopts the folder; the sample encoder predicts other neurons
     assert ready.recording.recording_edit.text() == str(folder)
     qtbot.waitUntil(lambda: "error" in ready.recording.info.text(), timeout=30_000)
     assert "8000 neurons" in ready.recording.info.text()
     assert ready.recording.open_button.isEnabled()  # the viewer stays usable
+    # the folder's layers replaced the sample's; opening it again adds nothing
+    ready.viewer.open(folder, plugin="napari-movierecon")
+    qtbot.wait(200)
+    assert sorted(layer.name for layer in ready.viewer.layers) == sorted(names)

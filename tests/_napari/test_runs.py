@@ -3,8 +3,6 @@ refusals that start nothing."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from napari_movierecon._napari.session import TAG
@@ -35,7 +33,8 @@ def test_a_run_streams_into_the_same_layers(ready, qtbot):
     assert run.state == "finished"
     assert len(seen) >= 3
     assert {layer_id for layer_id, _, _ in seen} == {id(movie_layer)}
-    assert len(ready.viewer.layers) == layers_before + 2  # one reconstruction, one map
+    # one reconstruction, one map, and the canvas labels of the runs
+    assert len(ready.viewer.layers) == layers_before + 3
     # the movie moves away from gray and keeps changing; the correlation map updates
     assert not np.array_equal(seen[0][1], seen[-1][1])
     assert not np.array_equal(seen[0][2], seen[-1][2])
@@ -46,13 +45,13 @@ def test_a_run_streams_into_the_same_layers(ready, qtbot):
     assert record["completed"] and record["iterations_done"] == 4
     assert record["population"] == {"kind": "all", "name": "all"}
     # the plots follow: one point per snapshot, per-frame curve over the whole trial
-    loss_curve, corr_curve, frame_curve = ready.plots.curves[run.name]
+    loss_curve, corr_curve, frame_curve = ready.plots.curves[run]
     assert len(corr_curve.getData()[0]) == len(seen)
     assert len(loss_curve.getData()[0]) == len(seen)
     assert len(frame_curve.getData()[0]) == run.job.trial.length
 
 
-def test_pause_holds_resume_continues_stop_is_quick(ready, qtbot):
+def test_pause_holds_resume_continues_stop_ends_the_run(ready, qtbot):
     ready.set_params(iterations=500, **SHORT)
     run = ready.run.start_run()
     updates = []
@@ -70,10 +69,8 @@ def test_pause_holds_resume_continues_stop_is_quick(ready, qtbot):
     ready.run.toggle_pause()
     qtbot.waitUntil(lambda: len(updates) >= held + 2, timeout=60_000)
 
-    started = time.perf_counter()
-    ready.run.stop_run()
+    ready.run.stop_run()  # how quickly: benchmarks/napari_bench.py
     qtbot.waitUntil(lambda: not run.worker.is_running, timeout=5_000)
-    assert time.perf_counter() - started <= 1.0
     qtbot.waitUntil(lambda: run.state == "stopped", timeout=2_000)
     assert run.last.iteration < 500
     assert run.movie_layer in ready.viewer.layers
@@ -95,11 +92,12 @@ def test_a_second_run_with_another_population_adds_its_own_layers(ready, qtbot):
     for run in (first, second):
         assert {f"{run.name} reconstruction", f"{run.name} correlation map"} <= names
     assert first.movie_layer is not second.movie_layer
-    assert second.movie_layer.metadata[TAG]["population"]["spec"] == "random:0.25:0"
+    population = second.movie_layer.metadata[TAG]["population"]
+    assert (population["kind"], population["fraction"], population["seed"]) == ("random", 0.25, 0)
     assert second.job.population.indices.size == 2000
     # the second run sits in its own row, next to the first
     assert second.movie_layer.translate[1] > first.movie_layer.translate[1]
-    assert set(ready.plots.curves) == {first.name, second.name}
+    assert set(ready.plots.curves) == {first, second}
 
 
 def test_bad_parameters_and_empty_populations_start_nothing(ready, qtbot):
@@ -110,9 +108,12 @@ def test_bad_parameters_and_empty_populations_start_nothing(ready, qtbot):
     assert "learning_rate must be > 0" in ready.run.status.text()
 
     ready.run.editor.load_preset("fast")
-    ready.set_params(members=7)  # the sample ensemble has 3
-    assert ready.run.start_run() is None
-    assert "7 ensemble members" in ready.run.status.text()
+    ready.set_params(members=7)  # the sample ensemble has 3: found in the worker's set-up
+    refused = ready.run.start_run()
+    qtbot.waitUntil(lambda: "7 ensemble members" in ready.run.status.text(), timeout=30_000)
+    assert "not started" in ready.run.status.text()
+    assert refused not in ready.session.runs and not refused.layers
+    assert ready.run.run_button.isEnabled()
 
     ready.run.editor.load_preset("fast")
     ready.population.mode.setCurrentText("depth range")

@@ -10,7 +10,8 @@ from napari_movierecon._napari.session import TAG
 def test_sample_opens_held_out_movie_and_neuron_map(make_napari_viewer):
     viewer = make_napari_viewer()
     layers = viewer.open_sample("napari-movierecon", "insilico_mouse")
-    movie, neurons = layers
+    movie, scale_bar, neurons = layers
+    assert scale_bar.metadata[TAG]["role"] == "map_scale" and "µm" in scale_bar.name
     assert movie.data.shape == (300, 36, 64) and movie.data.dtype == np.float32
     assert movie.name.startswith("ground truth")
     assert 0 <= movie.data.min() and movie.data.max() <= 255
