@@ -1,0 +1,244 @@
+"""DwiseNeuro against outputs of the original code (shared/fixtures/dwiseneuro_tiny), and
+loading its argus checkpoints without unpickling code."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from napari_movierecon.encoders.argus_checkpoint import (
+    PUBLISHED_MICE,
+    PUBLISHED_READOUTS,
+    choose_mouse,
+    convert_argus,
+    load_argus_encoder,
+)
+from napari_movierecon.encoders.checkpoint import load_encoder
+from napari_movierecon.encoders.dwiseneuro import DwiseNeuroEncoder
+from napari_movierecon.encoders.ensemble import Ensemble
+from napari_movierecon.errors import CheckpointError, MovieReconError
+from napari_movierecon.sources import check_device, open_encoder
+
+# shared/ lies beside the repository (worktree, main checkout or CI clone).
+FIXTURE = Path(__file__).parents[2] / "shared" / "fixtures" / "dwiseneuro_tiny"
+CHECKPOINT = FIXTURE / "model-017-0.290000.pth"
+pytestmark = pytest.mark.skipif(
+    not FIXTURE.is_dir(), reason=f"DwiseNeuro fixture not found at {FIXTURE}"
+)
+
+
+def _manifest() -> dict:
+    return json.loads((FIXTURE / "manifest.json").read_text())
+
+
+def _rel(ours: np.ndarray, reference: np.ndarray) -> float:
+    return float(np.linalg.norm(ours - reference) / np.linalg.norm(reference))
+
+
+def _clip() -> tuple[torch.Tensor, torch.Tensor]:
+    movie = torch.from_numpy(np.load(FIXTURE / "clip40_movie.npy"))[None]
+    behavior = torch.from_numpy(np.load(FIXTURE / "clip40_behavior.npy"))[None]
+    return movie, behavior
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("mouse", [0, 1, 2])
+def test_window_rates_match_the_original_for_every_readout(mouse):
+    encoder = load_argus_encoder(CHECKPOINT, mouse=mouse)
+    window = torch.from_numpy(np.load(FIXTURE / "window_input.npy").astype(np.float32))
+    reference = np.load(FIXTURE / f"window_rates_m{mouse}.npy")
+    with torch.no_grad():
+        rates = encoder.net(window).numpy()
+    assert rates.shape == reference.shape
+    assert _rel(rates, reference) < _manifest()["tolerances"]["rates_rel_l2"]
+
+
+@pytest.mark.parametrize("mouse", [0, 1, 2])
+def test_trial_prediction_matches_the_original(mouse):
+    encoder = load_argus_encoder(CHECKPOINT, mouse=mouse)
+    movie, behavior = _clip()
+    reference = np.load(FIXTURE / f"clip40_rates_m{mouse}.npy")
+    with torch.no_grad():
+        rates = encoder(movie, behavior)[0].numpy()
+    assert rates.shape == reference.shape == (encoder.n_neurons, 40)
+    assert _rel(rates, reference) < _manifest()["tolerances"]["rates_rel_l2"]
+    gray = torch.full_like(movie, 127.5)
+    with torch.no_grad():
+        assert _rel(encoder(gray, behavior)[0].numpy(), reference) > 0.05  # the movie matters
+
+
+def test_input_gradient_matches_the_original():
+    encoder = load_argus_encoder(CHECKPOINT, mouse=0)
+    movie, behavior = _clip()
+    movie.requires_grad_(True)
+    weights = torch.from_numpy(np.load(FIXTURE / "clip40_loss_weights_m0.npy"))
+    (grad,) = torch.autograd.grad((encoder(movie, behavior)[0] * weights).sum(), movie)
+    reference = np.load(FIXTURE / "clip40_grad_movie_m0.npy")
+    assert _rel(grad[0].numpy(), reference) < _manifest()["tolerances"]["grad_rel_l2"]
+
+
+def test_model_input_places_the_frame_in_rows_14_to_49():
+    encoder = load_argus_encoder(CHECKPOINT, mouse=0)
+    movie, behavior = _clip()
+    planes = encoder.model_input(movie, behavior)
+    assert planes.shape == (1, 5, 40, 64, 64)
+    assert torch.equal(planes[0, 0, :, 14:50], movie[0])
+    assert (planes[0, 0, :, :14] == 0).all() and (planes[0, 0, :, 50:] == 0).all()
+    assert torch.equal(planes[0, 2, 7], torch.full((64, 64), float(behavior[0, 1, 7])))
+    assert (encoder.model_input(movie, behavior, pad_fill=127.5)[0, 0, :, :14] == 127.5).all()
+
+
+def test_too_short_trial_is_a_clear_error():
+    encoder = load_argus_encoder(CHECKPOINT, mouse=0)
+    movie, behavior = _clip()
+    assert encoder.context_frames == 30
+    with pytest.raises(MovieReconError, match="at least 31 frames"):
+        encoder(movie[:, :30], behavior[:, :, :30])
+
+
+def test_only_the_chosen_readout_is_kept():
+    encoder = load_argus_encoder(CHECKPOINT, mouse=2)
+    keys = encoder.state_dict().keys()
+    assert not any("readouts" in key for key in keys)
+    assert encoder.net.readout.weight.shape[0] == 6 and encoder.n_neurons == 5
+    assert not any(p.requires_grad for p in encoder.parameters())
+    assert not encoder.training
+
+
+def test_a_pickle_that_runs_code_is_refused_and_runs_nothing(tmp_path):
+    marker = tmp_path / "marker.txt"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    content = torch.load(CHECKPOINT, map_location="cpu", weights_only=True)
+    content["params"]["extra"] = Payload()
+    evil = tmp_path / "model-001-0.1.pth"
+    torch.save(content, evil)
+    assert not marker.exists()
+    with pytest.raises(CheckpointError, match="refused") as err:
+        load_argus_encoder(evil, mouse=0)
+    assert str(evil) in str(err.value)
+    assert not marker.exists()
+    # The payload is real: an unrestricted unpickler would have created the file.
+    torch.load(evil, map_location="cpu", weights_only=False)
+    assert marker.exists()
+
+
+def _saved_with(tmp_path: Path, change) -> Path:
+    content = torch.load(CHECKPOINT, map_location="cpu", weights_only=True)
+    change(content)
+    path = tmp_path / "model-000-0.0.pth"
+    torch.save(content, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda c: c["params"]["nn_module"][1].update(core_features=[8, 8, 16, 10**7]), "core"),
+        (lambda c: c["params"]["nn_module"][1].update(expansion_ratio="3"), "expansion"),
+        (lambda c: c["params"]["nn_module"][1].pop("groups"), "missing"),
+        (lambda c: c["params"].update(nn_module=("other", {})), "nn_module"),
+        (lambda c: c["params"].update(frame_stack={"size": 8, "step": 2}), "frame_stack"),
+        (lambda c: c["nn_state_dict"].pop("core.stem.0.weight"), "weights do not match"),
+        (lambda c: c["nn_state_dict"]["core.stem.0.weight"].fill_(float("nan")), "NaN"),
+        (lambda c: c.pop("params"), "not an argus checkpoint"),
+    ],
+)
+def test_bad_params_or_weights_are_one_clear_error(tmp_path, change, message):
+    path = _saved_with(tmp_path, change)
+    with pytest.raises(CheckpointError, match=message) as err:
+        load_argus_encoder(path, mouse=0)
+    assert str(path) in str(err.value)
+
+
+def test_corrupt_or_missing_files_are_clear_errors(tmp_path):
+    broken = tmp_path / "model-1.pth"
+    broken.write_bytes(CHECKPOINT.read_bytes()[:5000])
+    with pytest.raises(CheckpointError, match="not a readable torch checkpoint"):
+        load_argus_encoder(broken, mouse=0)
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_argus_encoder(tmp_path / "absent.pth", mouse=0)
+
+
+def test_mouse_from_neuron_count_folder_name_or_explicit():
+    path = Path("x.pth")
+    assert choose_mouse(path, (7, 8, 5), None, "any-mouse", 8) == 1
+    assert choose_mouse(path, (7, 8, 5), 2, None, None) == 2
+    with pytest.raises(CheckpointError, match="no readout has that many"):
+        choose_mouse(path, (7, 8, 5), None, "any-mouse", 9)
+    with pytest.raises(CheckpointError, match="all have that many"):
+        choose_mouse(path, (7, 7, 5), None, "any-mouse", 7)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        choose_mouse(path, (7, 8, 5), 3, None, None)
+    with pytest.raises(CheckpointError, match="which mouse"):
+        choose_mouse(path, (7, 8, 5), None, None, None)
+    for k, (prefix, _) in enumerate(PUBLISHED_MICE):
+        name = f"{prefix}-Video-9b4f6a1a067fe51e15306b9628efea20"
+        assert choose_mouse(path, PUBLISHED_READOUTS, None, name, None) == k
+
+
+def test_unit_ids_come_from_the_recording_and_must_fit():
+    ids = np.arange(100, 108)
+    encoder = load_argus_encoder(CHECKPOINT, unit_ids=ids, recording_name="m")
+    assert encoder.config.mouse == 1 and np.array_equal(encoder.unit_ids, ids)
+    with pytest.raises(CheckpointError, match="mouse 0 has 7 neurons but m has 8"):
+        load_argus_encoder(CHECKPOINT, mouse=0, unit_ids=ids, recording_name="m")
+
+
+def test_converted_file_gives_identical_rates(tmp_path):
+    ids = np.arange(7) * 3
+    out = convert_argus(CHECKPOINT, tmp_path / "m0.safetensors", mouse=0, unit_ids=ids)
+    converted = load_encoder(out)
+    original = load_argus_encoder(CHECKPOINT, mouse=0, unit_ids=ids)
+    assert isinstance(converted, DwiseNeuroEncoder)
+    assert np.array_equal(converted.unit_ids, ids)
+    movie, behavior = _clip()
+    with torch.no_grad():
+        assert torch.equal(converted(movie, behavior), original(movie, behavior))
+    assert converted.record["mouse"] == 0
+    with pytest.raises(CheckpointError, match="already exists"):
+        convert_argus(CHECKPOINT, out, mouse=0)
+
+
+def test_published_fold_layout_is_an_ensemble_and_converts_to_one(tmp_path):
+    folder = tmp_path / "true_batch_002"
+    for fold in range(2):
+        (folder / f"fold_{fold}").mkdir(parents=True)
+        shutil.copy(CHECKPOINT, folder / f"fold_{fold}" / CHECKPOINT.name)
+    ensemble = open_encoder(folder, mouse=2)
+    assert isinstance(ensemble, Ensemble) and len(ensemble) == 2
+    assert ensemble.n_neurons == 5
+    converted = convert_argus(folder, tmp_path / "converted", mouse=2)
+    again = open_encoder(converted, mouse=2)
+    movie, behavior = _clip()
+    with torch.no_grad():
+        assert torch.equal(again(movie, behavior), ensemble(movie, behavior))
+    with pytest.raises(CheckpointError, match="mouse 1 does not apply"):
+        open_encoder(converted, mouse=1)
+    shutil.copy(CHECKPOINT, folder / "fold_1" / "model-016-0.28.pth")
+    with pytest.raises(CheckpointError, match="expected one"):
+        open_encoder(folder, mouse=2)
+
+
+def test_cuda_is_refused_clearly_where_it_is_absent():
+    assert check_device("cpu") == "cpu"
+    with pytest.raises(MovieReconError, match="unknown device"):
+        check_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(MovieReconError, match="CUDA is not available"):
+            check_device("cuda")
