@@ -242,3 +242,72 @@ def test_cuda_is_refused_clearly_where_it_is_absent():
     if not torch.cuda.is_available():
         with pytest.raises(MovieReconError, match="CUDA is not available"):
             check_device("cuda")
+
+
+def _sensorium_mouse(tmp_path: Path, n_neurons: int, name: str) -> Path:
+    """A Sensorium-layout folder of the fixture clip's frames: 2 train trials and 1
+    final_test_main trial of 40 frames, ``n_neurons`` neurons."""
+    from napari_movierecon.io import InMemoryRecording, write_sensorium
+    from napari_movierecon.recording import Neurons
+
+    rng = np.random.default_rng(3)
+    movie, behavior = (a[0].numpy() for a in _clip())
+    trials = [
+        {
+            "movie": np.roll(movie, 7 * k, axis=0),
+            "responses": rng.gamma(1.5, 2.0, (n_neurons, 40)).astype(np.float32),
+            "behavior": behavior[:2],
+            "pupil_center": behavior[2:],
+        }
+        for k in range(3)
+    ]
+    neurons = Neurons(ids=np.arange(n_neurons) + 500, xyz=rng.uniform(0, 500, (n_neurons, 3)))
+    recording = InMemoryRecording(neurons, ["train", "train", "final_test_main"], trials, name=name)
+    return write_sensorium(recording, tmp_path / name, pad_to=50)
+
+
+def test_cli_reconstructs_and_evaluates_with_a_dwiseneuro_checkpoint(tmp_path, capsys):
+    from napari_movierecon.cli import main
+    from napari_movierecon.reconstruct.results import load_reconstruction
+
+    folder = _sensorium_mouse(tmp_path, 8, "mouse-b")  # 8 neurons: readout 1
+    out = tmp_path / "rec.safetensors"
+    common = ["--recording", str(folder), "--encoder", str(CHECKPOINT), "--threads", "1"]
+    code = main(["reconstruct", *common, "--trial", "2", "--iterations", "3", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "estimated" in err and "window" in err
+    result = load_reconstruction(out)
+    assert result.movie.shape == (40, 36, 64)
+    assert result.record["config"]["preset"] == "fast_window"
+    assert np.array_equal(result.neuron_ids, np.arange(8) + 500)
+    assert main(["evaluate", *common, "--tier", "final_test_main"]) == 0
+    assert "single-trial correlation" in capsys.readouterr().out
+    converted = tmp_path / "m1.safetensors"
+    assert main(["convert", *common[:4], "--out", str(converted)]) == 0
+    assert load_encoder(converted).config.mouse == 1
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--mouse", "0"], "mouse 0 has 7 neurons"),
+        (["--mouse", "5"], "mouse 5 does not exist"),
+        (["--device", "nonsense"], "unknown device"),
+    ],
+)
+def test_cli_dwiseneuro_mistakes_are_one_line_errors(tmp_path, capsys, extra, message):
+    from napari_movierecon.cli import main
+
+    folder = _sensorium_mouse(tmp_path, 8, "mouse-b")
+    code = main(["evaluate", "--recording", str(folder), "--encoder", str(CHECKPOINT), *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_a_recording_that_fits_no_readout_is_refused(tmp_path, capsys):
+    from napari_movierecon.cli import main
+
+    folder = _sensorium_mouse(tmp_path, 9, "mouse-c")
+    code = main(["evaluate", "--recording", str(folder), "--encoder", str(CHECKPOINT)])
+    assert code == 2 and "no readout has that many" in capsys.readouterr().err

@@ -30,6 +30,10 @@ class ReconstructionConfig:
     ``optimizer``: ``first_moment`` is Adam without the second moment, with standard
     bias correction; ``first_moment_reference`` steps as the reference code does
     (see ``protocol.FirstMomentAdam``); ``adam`` is torch's Adam.
+    ``pad_fill`` (DwiseNeuro only): gray level of the 28 rows of its 64x64 input plane
+    around the 36x64 movie. The reference code fills them with 127.5 (its gray start,
+    never updated) although the model saw 0 (black) there in training; None uses the
+    encoder's own training fill (0).
     """
 
     preset: str = "bauer2025"
@@ -54,6 +58,7 @@ class ReconstructionConfig:
     snapshot_every: int = 10
     device: str = "cpu"
     seed: int = 0
+    pad_fill: float | None = 127.5
 
     def __post_init__(self) -> None:
         problems = []
@@ -74,6 +79,8 @@ class ReconstructionConfig:
             problems.append("beta1 must lie in [0, 1)")
         if self.gradient_clip is not None and not self.gradient_clip > 0:
             problems.append("gradient_clip must be > 0 or None")
+        if self.pad_fill is not None and not 0 <= self.pad_fill <= 255:
+            problems.append("pad_fill must lie in 0..255 or be None (the encoder's own)")
         if self.smoothing_sigma < 0:
             problems.append("smoothing_sigma must be >= 0")
         if not 0 < self.update_mask_threshold <= 1 or not 0 < self.eval_mask_threshold <= 1:
@@ -126,7 +133,34 @@ PRESETS: dict[str, ReconstructionConfig] = {
         ensemble="gradient",
         snapshot_every=2,
     ),
+    # ``fast_window``: ``fast`` for encoders that see fixed windows (DwiseNeuro): the
+    # cheapest cover of the clip, 32-frame windows side by side (stride 32, the last
+    # aligned to the end), i.e. each frame predicted once per iteration by one 16-frame
+    # pass (20 passes for 300 frames against bauer2025's 70), one movie driven by the
+    # members' averaged gradients, pad rows as in training (0). Measured in
+    # docs/encoders.md.
+    "fast_window": ReconstructionConfig(
+        preset="fast_window",
+        iterations=40,
+        learning_rate=10000.0,
+        warmup_steps=3,
+        optimizer="first_moment",
+        window_frames=32,
+        window_stride=32,
+        ensemble="gradient",
+        snapshot_every=2,
+        pad_fill=None,
+    ),
 }
+
+
+def default_preset(encoder) -> str:
+    """``fast_window`` for DwiseNeuro encoders (whose ``fast`` would predict the whole
+    clip, T - 30 passes, every iteration), ``fast`` for the others."""
+    from napari_movierecon.encoders.dwiseneuro import DwiseNeuroEncoder
+
+    members = getattr(encoder, "members", [encoder])
+    return "fast_window" if isinstance(members[0], DwiseNeuroEncoder) else "fast"
 
 
 def preset(name: str, **changes) -> ReconstructionConfig:

@@ -1,0 +1,102 @@
+"""What a reconstruction will cost, stated before it starts, from one measured pass.
+
+One batch of windows of the first member goes through the same forward+backward the
+engine runs (on the run's device, with the run's data), is timed, and the time is
+scaled by the windows per member per iteration, the members and the iterations. The
+first pass also pays one-time costs (allocation, thread start-up); when it is short
+(< ``REPEAT_BELOW_S``) a second pass is timed instead, so small encoders are not
+overestimated and large ones are measured once.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from napari_movierecon.encoders.base import behavior_input
+from napari_movierecon.reconstruct.engine import GRAY_LEVEL, build_objectives, members_of
+
+REPEAT_BELOW_S = 2.0
+# The Run widget asks before starting a run estimated above this (seconds).
+CONFIRM_ABOVE_S = 600.0
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """Seconds per window (forward+backward of one loss window of one member), windows
+    per member per iteration, members, iterations and the resulting wall time."""
+
+    seconds_per_window: float
+    windows: int
+    members: int
+    iterations: int
+    device: str
+
+    @property
+    def seconds_per_iteration(self) -> float:
+        return self.seconds_per_window * self.windows * self.members
+
+    @property
+    def total_seconds(self) -> float:
+        return self.seconds_per_iteration * self.iterations
+
+    def describe(self) -> str:
+        """One line: the estimate and what it is made of."""
+        return (
+            f"estimated {format_duration(self.total_seconds)} on {self.device}: "
+            f"{self.iterations} iterations x {self.members} member(s) x {self.windows} "
+            f"window(s) x {self.seconds_per_window:.3g} s per window (one pass measured)"
+        )
+
+
+def format_duration(seconds: float) -> str:
+    """``42 s``, ``12.5 min``, ``3.2 h`` or ``2.4 days``."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def estimate_cost(job) -> CostEstimate:
+    """The estimate for a ``ReconstructionJob`` (see the module docstring)."""
+    trial = job.trial
+    return estimate_reconstruction_cost(
+        job.encoder, trial.responses, job.population.indices, behavior_input(trial), job.config
+    )
+
+
+def estimate_reconstruction_cost(encoder, responses, neurons, behavior, config) -> CostEstimate:
+    """The estimate for ``engine.reconstruct`` with the same arguments."""
+    members = members_of(encoder, config.members)
+    device = torch.device(config.device)
+    responses = np.asarray(responses, dtype=np.float32)
+    neurons = np.asarray(neurons, dtype=np.int64).ravel()
+    behavior = np.asarray(behavior, dtype=np.float32)
+    objective = build_objectives(members[:1], responses, neurons, behavior, config, device)[0]
+    movie = torch.full((responses.shape[1], *members[0].frame_shape), GRAY_LEVEL, device=device)
+    batch = objective.batches[0]
+    seconds = _timed(objective, movie, batch)
+    if seconds < REPEAT_BELOW_S:
+        seconds = _timed(objective, movie, batch)
+    windows_in_batch = len(objective.starts[batch])
+    return CostEstimate(
+        seconds / windows_in_batch,
+        len(objective.starts),
+        len(members),
+        config.iterations,
+        str(device),
+    )
+
+
+def _timed(objective, movie, batch) -> float:
+    started = time.perf_counter()
+    grad, _ = objective.gradients(movie, batch)
+    if grad.is_cuda:
+        torch.cuda.synchronize(grad.device)
+    return time.perf_counter() - started
