@@ -1,5 +1,6 @@
-"""DwiseNeuro against outputs of the original code (shared/fixtures/dwiseneuro_tiny), and
-loading its argus checkpoints without unpickling code."""
+"""DwiseNeuro against outputs of the original code (shared/fixtures/dwiseneuro_tiny),
+loading its argus checkpoints without unpickling code, the command line with it, and
+bauer2025 doing with it what the reference code does."""
 
 from __future__ import annotations
 
@@ -21,7 +22,11 @@ from napari_movierecon.encoders.argus_checkpoint import (
 from napari_movierecon.encoders.checkpoint import load_encoder
 from napari_movierecon.encoders.dwiseneuro import DwiseNeuroEncoder
 from napari_movierecon.encoders.ensemble import Ensemble
+from napari_movierecon.encoders.train import poisson_loss
 from napari_movierecon.errors import CheckpointError, MovieReconError
+from napari_movierecon.reconstruct.config import default_preset, preset
+from napari_movierecon.reconstruct.cost import estimate_reconstruction_cost, format_duration
+from napari_movierecon.reconstruct.engine import build_objectives, reconstruct
 from napari_movierecon.sources import check_device, open_encoder
 
 # shared/ lies beside the repository (worktree, main checkout or CI clone).
@@ -311,3 +316,100 @@ def test_a_recording_that_fits_no_readout_is_refused(tmp_path, capsys):
     folder = _sensorium_mouse(tmp_path, 9, "mouse-c")
     code = main(["evaluate", "--recording", str(folder), "--encoder", str(CHECKPOINT)])
     assert code == 2 and "no readout has that many" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def clip():
+    """The fixture's 40-frame clip twice (80 frames) and mouse 1's rates to it as target."""
+    torch.set_num_threads(1)
+    encoder = load_argus_encoder(CHECKPOINT, mouse=1)
+    movie = np.load(FIXTURE / "clip40_movie.npy")
+    behavior = np.load(FIXTURE / "clip40_behavior.npy")
+    movie, behavior = np.concatenate([movie, movie[::-1]]), np.concatenate([behavior] * 2, 1)
+    with torch.no_grad():
+        rates = encoder(torch.from_numpy(movie)[None], torch.from_numpy(behavior)[None])[0]
+    return encoder, movie, behavior, rates.numpy()
+
+
+def _count_passes(encoder) -> tuple[list[int], object]:
+    """A list that gets each 16-frame pass's batch size, and the hook's handle."""
+    calls = []
+    hook = encoder.net.register_forward_hook(lambda _, args, out: calls.append(args[0].shape[0]))
+    return calls, hook
+
+
+def test_a_reference_window_is_two_passes_normalised_over_the_whole_input(clip):
+    encoder, movie, behavior, rates = clip
+    config = preset("bauer2025")
+    neurons = np.arange(encoder.n_neurons)
+    (objective,) = build_objectives([encoder], rates, neurons, behavior, config, "cpu")
+    assert objective.starts.tolist() == [0, 8, 16, 24, 32, 40, 48]
+    current = torch.from_numpy(movie).clone() * 0.5 + 60
+    calls, hook = _count_passes(encoder)
+    grads, losses = objective.gradients(current, slice(1, 2))  # the window at frame 8
+    hook.remove()
+    assert sum(calls) == 2  # frames 8, 10, ..., 38 and 9, 11, ..., 39
+    # The reference computation, written out for that window.
+    planes = torch.zeros((1, 5, 32, 64, 64))
+    planes[0, 0] = 127.5  # pad rows: the reference's gray
+    planes[0, 0, :, 14:50] = current[8:40]
+    planes[0, 1:] = torch.from_numpy(behavior[:, 8:40])[:, :, None, None]
+    planes.requires_grad_(True)
+    predicted = torch.zeros((encoder.n_neurons, 32))
+    for parity in (0, 1):
+        predicted[:, parity::2] = encoder.net(planes[:, :, parity::2])[0]
+    loss = poisson_loss(predicted, torch.from_numpy(rates[:, 8:40]))
+    (full,) = torch.autograd.grad(loss, planes)
+    expected = full[0, 0, :, 14:50] / (full.norm() + 1e-6)
+    assert losses == pytest.approx([float(loss.detach())], rel=1e-5)
+    assert torch.allclose(grads[0], expected, rtol=1e-4, atol=1e-9)
+    # Normalising over the movie alone would differ: the other channels carry gradient.
+    assert full[0, 1:].norm() > 0.01 * full.norm()
+
+
+def test_pad_fill_knob_and_short_windows(clip):
+    encoder, movie, behavior, rates = clip
+    neurons = np.arange(encoder.n_neurons)
+    config = preset("bauer2025", pad_fill=None)
+    (objective,) = build_objectives([encoder], rates, neurons, behavior, config, "cpu")
+    assert objective.pad_fill is None
+    seen = []
+    hook = encoder.net.register_forward_pre_hook(lambda _, args: seen.append(args[0][0, 0, 0, 0]))
+    objective.gradients(torch.from_numpy(movie), slice(0, 1))
+    hook.remove()
+    assert float(seen[-1].max()) == 0.0  # the encoder's training fill, black
+    with pytest.raises(MovieReconError, match="at least 31 frames"):
+        build_objectives(
+            [encoder], rates, neurons, behavior, config.replace(window_frames=16), "cpu"
+        )
+
+
+def test_bauer2025_members_alone_then_mean_and_fast_window(clip):
+    encoder, movie, behavior, rates = clip
+    ensemble = Ensemble([encoder, load_argus_encoder(CHECKPOINT, mouse=1)])
+    neurons = np.arange(encoder.n_neurons)
+    config = preset("bauer2025", iterations=3, snapshot_every=3)
+    snapshots = list(reconstruct(ensemble, rates, neurons, behavior, config, truth=movie))
+    last = snapshots[-1]
+    assert last.skip_frames == 30 and last.movie.shape == (80, 36, 64)
+    assert last.encoder_frames == 3 * 2 * 7 * 32  # iterations x members x windows x frames
+    assert np.isfinite(last.pixel_correlation)
+    assert default_preset(ensemble) == "fast_window"
+    fast = preset("fast_window", iterations=2, snapshot_every=2)
+    (objective,) = build_objectives([encoder], rates, neurons, behavior, fast, "cpu")
+    assert objective.starts.tolist() == [0, 32, 48]  # side by side, the last at the end
+    final = list(reconstruct(ensemble, rates, neurons, behavior, fast, truth=movie))[-1]
+    assert final.encoder_frames == 2 * 2 * 3 * 32
+
+
+def test_cost_estimate_counts_what_the_engine_runs(clip):
+    encoder, _, behavior, rates = clip
+    ensemble = Ensemble([encoder, load_argus_encoder(CHECKPOINT, mouse=1)])
+    config = preset("bauer2025", iterations=1000)
+    cost = estimate_reconstruction_cost(
+        ensemble, rates, np.arange(encoder.n_neurons), behavior, config
+    )
+    assert (cost.windows, cost.members, cost.iterations) == (7, 2, 1000)
+    assert cost.total_seconds == pytest.approx(cost.seconds_per_window * 7 * 2 * 1000)
+    assert "1000 iterations x 2 member(s) x 7 window(s)" in cost.describe()
+    assert format_duration(90) == "90 s" and format_duration(3 * 3600) == "3.0 h"
