@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Generator
 from pathlib import Path
 
 from napari_movierecon.errors import CheckpointError, MovieReconError, RecordingError
@@ -30,31 +30,32 @@ def open_recording(source: str | Path) -> Recording:
 SAMPLE_ENCODER = Path(__file__).parent / "sample_data" / "encoder"
 
 
-def open_encoder(
-    source: str | Path,
-    mouse: int | None = None,
-    recording: Recording | None = None,
-    progress: Callable[[int, int], None] | None = None,
-):
-    """``"sample"`` -> the shipped sample ensemble (trained on the sample mouse's training
-    tier); a DwiseNeuro ``model-*.pth`` file, or a folder of them (``fold_*/model-*.pth``)
-    -> that mouse's encoder or ensemble, the mouse being ``mouse`` or found from
-    ``recording`` (whose unit ids name the neurons); anything else -> our checkpoint
-    file or ensemble folder at that path. ``progress(done, total)`` per member file
-    of a DwiseNeuro folder."""
+def open_encoder_steps(
+    source: str | Path, mouse: int | None = None, recording: Recording | None = None
+) -> Generator[str, None, object]:
+    """``open_encoder`` as a generator for progress reports: yields one line per step
+    (each member of a DwiseNeuro folder) and returns the encoder."""
     from napari_movierecon.encoders.argus_checkpoint import (
         is_argus_source,
+        iter_argus_members,
         load_argus_encoder,
-        load_argus_ensemble,
     )
     from napari_movierecon.encoders.checkpoint import load_encoder
+    from napari_movierecon.encoders.ensemble import Ensemble
 
     path = SAMPLE_ENCODER if str(source) == SAMPLE else Path(source)
+    unit_ids = None if recording is None else recording.neurons.ids
+    name = None if recording is None else recording.name
+    if is_argus_source(path) and path.is_dir():
+        members = []
+        for done, total, member in iter_argus_members(path, mouse, unit_ids, name):
+            members.append(member)
+            yield f"loaded DwiseNeuro member {done}/{total} (mouse {member.config.mouse})"
+        ensemble = Ensemble(members)
+        ensemble.source = str(path)
+        return ensemble
+    yield f"loading the encoder {path.name} …"
     if is_argus_source(path):
-        unit_ids = None if recording is None else recording.neurons.ids
-        name = None if recording is None else recording.name
-        if path.is_dir():
-            return load_argus_ensemble(path, mouse, unit_ids, name, progress)
         return load_argus_encoder(path, mouse, unit_ids, name)
     encoder = load_encoder(path)
     if mouse is not None:
@@ -66,6 +67,24 @@ def open_encoder(
                 + (f"mouse {sorted(chosen)}" if None not in chosen else "no DwiseNeuro readouts")
             )
     return encoder
+
+
+def open_encoder(
+    source: str | Path,
+    mouse: int | None = None,
+    recording: Recording | None = None,
+):
+    """``"sample"`` -> the shipped sample ensemble (trained on the sample mouse's training
+    tier); a DwiseNeuro ``model-*.pth`` file, or a folder of them (``fold_*/model-*.pth``)
+    -> that mouse's encoder or ensemble, the mouse being ``mouse`` or found from
+    ``recording`` (whose unit ids name the neurons); anything else -> our checkpoint
+    file or ensemble folder at that path."""
+    steps = open_encoder_steps(source, mouse, recording)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as finished:
+            return finished.value
 
 
 def check_device(device: str) -> str:

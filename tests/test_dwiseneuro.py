@@ -377,7 +377,7 @@ def test_pad_fill_knob_and_short_windows(clip):
     hook = encoder.net.register_forward_pre_hook(lambda _, args: seen.append(args[0][0, 0, 0, 0]))
     objective.gradients(torch.from_numpy(movie), slice(0, 1))
     hook.remove()
-    assert float(seen[-1].max()) == 0.0  # the encoder's training fill, black
+    assert float(seen[-1].detach().max()) == 0.0  # the encoder's training fill, black
     with pytest.raises(MovieReconError, match="at least 31 frames"):
         build_objectives(
             [encoder], rates, neurons, behavior, config.replace(window_frames=16), "cpu"
@@ -413,3 +413,47 @@ def test_cost_estimate_counts_what_the_engine_runs(clip):
     assert cost.total_seconds == pytest.approx(cost.seconds_per_window * 7 * 2 * 1000)
     assert "1000 iterations x 2 member(s) x 7 window(s)" in cost.describe()
     assert format_duration(90) == "90 s" and format_duration(3 * 3600) == "3.0 h"
+
+
+def test_widgets_open_a_dwiseneuro_checkpoint_and_state_the_cost_first(
+    tmp_path, make_napari_viewer, qtbot, monkeypatch
+):
+    from napari_movierecon._napari import cost_confirm
+    from napari_movierecon._napari.launch import dock_all
+
+    folder = _sensorium_mouse(tmp_path, 8, "mouse-b")
+    widgets = dock_all(make_napari_viewer())
+    recording, run = widgets["Recording and trial"], widgets["Reconstruction"]
+    recording.recording_edit.setText(str(folder))
+    recording.encoder_edit.setText(str(CHECKPOINT))
+    steps = []
+    with qtbot.waitSignal(run.session.trial_changed, timeout=60_000):
+        recording.open(2)
+        recording._worker.yielded.connect(steps.append)
+    qtbot.waitUntil(lambda: run.session.population is not None, timeout=30_000)
+    encoder = run.session.encoder
+    assert isinstance(encoder, DwiseNeuroEncoder) and encoder.config.mouse == 1
+    assert any("model-017" in step for step in steps)
+    run.editor.load_preset("fast_window")
+    run.editor.editors["iterations"].setValue(2)
+    monkeypatch.setattr(cost_confirm, "CONFIRM_ABOVE_S", 0.0)
+    assert run.start_run() is None  # above the threshold: the estimate, and a question
+    assert "estimated" in run.cost.text() and "press Run again" in run.cost.text()
+    view = run.start_run()  # confirmed
+    assert view is not None
+    qtbot.waitUntil(lambda: not view.active and not view.worker.is_running, timeout=60_000)
+    assert view.last.iteration == 2
+
+
+def test_recording_widget_says_which_mouse_is_wrong(tmp_path, make_napari_viewer, qtbot):
+    from napari_movierecon._napari.launch import dock_all
+
+    folder = _sensorium_mouse(tmp_path, 8, "mouse-b")
+    widgets = dock_all(make_napari_viewer())
+    recording = widgets["Recording and trial"]
+    recording.recording_edit.setText(str(folder))
+    recording.encoder_edit.setText(str(CHECKPOINT))
+    recording.mouse_box.setValue(0)
+    recording.open(None)
+    qtbot.waitUntil(lambda: recording.info.text().startswith("error:"), timeout=30_000)
+    assert "mouse 0 has 7 neurons" in recording.info.text()

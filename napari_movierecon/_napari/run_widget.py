@@ -24,6 +24,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_movierecon._napari.config_editor import ConfigEditor
+from napari_movierecon._napari.cost_confirm import CostGate
 from napari_movierecon._napari.run_view import RunView
 from napari_movierecon._napari.session import session_for
 from napari_movierecon.errors import MovieReconError
@@ -49,6 +50,8 @@ class RunWidget(QWidget):
         self.run_button = QPushButton("Run")
         self.pause_button = QPushButton("Pause")
         self.stop_button = QPushButton("Stop")
+        self.cost = CostGate()
+        self.cost.cleared.connect(self.start_run)
         self.status = QLabel("open a recording and pick a trial")
         self.status.setWordWrap(True)
         self.status.setMinimumHeight(2 * self.status.fontMetrics().height())
@@ -73,6 +76,7 @@ class RunWidget(QWidget):
         layout.addSpacing(6)
         layout.addLayout(top)
         layout.addLayout(buttons)
+        layout.addWidget(self.cost)
         layout.addWidget(self.status)
 
         self.run_button.clicked.connect(self.start_run)
@@ -132,6 +136,8 @@ class RunWidget(QWidget):
             return None
         try:
             job = self.build_job()
+            if not self.cost.allows(job):
+                return None
             name = self.name_edit.text().strip() or f"run {len(self.runs) + 1}"
             row = len(self.runs)
             view = RunView(self.viewer, job, name, row)

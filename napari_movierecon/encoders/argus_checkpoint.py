@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import os
 import pickle
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -306,6 +306,22 @@ def load_argus_encoder(
     return encoder.eval().requires_grad_(False)
 
 
+def iter_argus_members(
+    folder: str | os.PathLike,
+    mouse: int | None = None,
+    unit_ids: np.ndarray | None = None,
+    recording_name: str | None = None,
+) -> Iterator[tuple[int, int, DwiseNeuroEncoder]]:
+    """(done, total, member) for each member file of ``folder`` (``argus_member_files``),
+    loaded as ``load_argus_encoder`` does; for callers that report progress."""
+    folder = Path(folder)
+    files = argus_member_files(folder)
+    if not files:
+        raise CheckpointError(f"{folder}: no fold_*/{FILE_PATTERN} or {FILE_PATTERN} files")
+    for done, file in enumerate(files, start=1):
+        yield done, len(files), load_argus_encoder(file, mouse, unit_ids, recording_name)
+
+
 def load_argus_ensemble(
     folder: str | os.PathLike,
     mouse: int | None = None,
@@ -315,15 +331,11 @@ def load_argus_ensemble(
 ) -> Ensemble:
     """Every member file of ``folder`` (see ``argus_member_files``) for one mouse.
     ``progress(done, total)`` after each member."""
-    folder = Path(folder)
-    files = argus_member_files(folder)
-    if not files:
-        raise CheckpointError(f"{folder}: no fold_*/{FILE_PATTERN} or {FILE_PATTERN} files")
     members = []
-    for done, file in enumerate(files, start=1):
-        members.append(load_argus_encoder(file, mouse, unit_ids, recording_name))
+    for done, total, member in iter_argus_members(folder, mouse, unit_ids, recording_name):
+        members.append(member)
         if progress is not None:
-            progress(done, len(files))
+            progress(done, total)
     ensemble = Ensemble(members)
     ensemble.source = str(folder)
     return ensemble
