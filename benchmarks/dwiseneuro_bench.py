@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import resource
 import shutil
 import statistics
 import subprocess
@@ -34,6 +33,7 @@ import torch
 from napari_movierecon.encoders.argus_checkpoint import PUBLISHED_READOUTS
 from napari_movierecon.encoders.dwiseneuro import DwiseNeuroConfig, DwiseNeuroEncoder
 from napari_movierecon.encoders.ensemble import Ensemble
+from napari_movierecon.reconstruct.allocator import retain_freed_memory
 from napari_movierecon.reconstruct.config import PRESETS
 from napari_movierecon.reconstruct.cost import estimate_reconstruction_cost, format_duration
 
@@ -143,23 +143,34 @@ def write_published_size_checkpoint(path: Path) -> int:
     return path.stat().st_size
 
 
-def _rss_mb() -> float:
-    """Current resident memory of this process (MB)."""
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * resource.getpagesize() / 1e6
+def _memory_mb() -> tuple[float, float]:
+    """(current, peak) resident memory of this process in MB, from /proc/self/status
+    (VmRSS, VmHWM: unlike ru_maxrss, the peak does not carry over the parent's)."""
+    values = {}
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(rest.split()[0]) / 1e3
+    return values["VmRSS"], values["VmHWM"]
 
 
 def open_and_report(path: str) -> None:
-    """(Run in a fresh process.) Open ``path`` for mouse 0 and print peak RSS growth."""
+    """(Run in a fresh process.) Open ``path`` for mouse 0; print the memory before,
+    the peak and the memory after, the kept weights (MB) and the seconds. The code
+    that building on the meta device loads once per process (torch's meta kernels)
+    is loaded first, by building the architecture once, so the figures are data."""
     from napari_movierecon.encoders.argus_checkpoint import load_argus_encoder
 
-    before = _rss_mb()
+    with torch.device("meta"):
+        full_size_encoder()
+    before, _ = _memory_mb()
     start = time.perf_counter()
     encoder = load_argus_encoder(path, mouse=0)
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3  # kB -> MB
+    after, peak = _memory_mb()
     kept = sum(t.numel() * t.element_size() for t in encoder.state_dict().values()) / 1e6
-    print(f"{before:.1f} {peak:.1f} {_rss_mb():.1f} {kept:.1f} {seconds:.2f}")
+    print(f"{before:.1f} {peak:.1f} {after:.1f} {kept:.1f} {seconds:.2f}")
 
 
 def opening_memory() -> dict[str, float]:
@@ -206,6 +217,7 @@ def main() -> None:
     if args.open:
         open_and_report(args.open)
         return
+    retain_freed_memory()  # as the engine does for a run
     print(f"DwiseNeuro cost, torch {torch.__version__}, {args.threads} threads, CPU")
     encoder = full_size_encoder()
     parameters = sum(p.numel() for p in encoder.parameters())
@@ -220,8 +232,9 @@ def main() -> None:
         f"opening a {memory['file_mb']:.0f} MB checkpoint (10 readouts) for one mouse: "
         f"peak RSS {memory['peak_rss_mb']:.0f} MB (process at {memory['rss_before_mb']:.0f} MB "
         f"before, {memory['rss_after_mb']:.0f} MB after), growth "
-        f"{memory['peak_rss_mb'] - memory['rss_before_mb']:.0f} MB for "
-        f"{memory['kept_weights_mb']:.0f} MB of kept weights, {memory['open_s']:.1f} s"
+        f"{memory['peak_rss_mb'] - memory['rss_before_mb']:.0f} MB "
+        f"({(memory['peak_rss_mb'] - memory['rss_before_mb']) / memory['kept_weights_mb']:.2f}x) "
+        f"for {memory['kept_weights_mb']:.0f} MB of kept weights, {memory['open_s']:.1f} s"
     )
     print(f"estimated time per {CLIP_FRAMES}-frame clip, {MEMBERS} members (one pass measured):")
     report_costs("full size", clip_costs(encoder))

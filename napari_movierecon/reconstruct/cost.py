@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from napari_movierecon.encoders.base import behavior_input
+from napari_movierecon.reconstruct.allocator import retain_freed_memory
 from napari_movierecon.reconstruct.engine import GRAY_LEVEL, build_objectives, members_of
 
 REPEAT_BELOW_S = 2.0
@@ -74,6 +75,7 @@ def estimate_cost(job) -> CostEstimate:
 def estimate_reconstruction_cost(encoder, responses, neurons, behavior, config) -> CostEstimate:
     """The estimate for ``engine.reconstruct`` with the same arguments."""
     members = members_of(encoder, config.members)
+    retain_freed_memory()  # as the run will
     device = torch.device(config.device)
     responses = np.asarray(responses, dtype=np.float32)
     neurons = np.asarray(neurons, dtype=np.int64).ravel()
