@@ -2,10 +2,10 @@
 
 One batch of windows of the first member goes through the same forward+backward the
 engine runs (on the run's device, with the run's data), is timed, and the time is
-scaled by the windows per member per iteration, the members and the iterations. The
-first pass also pays one-time costs (allocation, thread start-up); when it is short
-(< ``REPEAT_BELOW_S``) a second pass is timed instead, so small encoders are not
-overestimated and large ones are measured once.
+scaled by the windows per member per iteration, the members and the iterations.
+One window goes through first, untimed: the first pass also pays one-time costs
+(memory the allocator then keeps, thread start-up, kernel selection) that made a
+cold measurement up to 2.7x too high for DwiseNeuro on 2 CPU cores.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from napari_movierecon.encoders.base import behavior_input
 from napari_movierecon.reconstruct.allocator import retain_freed_memory
 from napari_movierecon.reconstruct.engine import GRAY_LEVEL, build_objectives, members_of
 
-REPEAT_BELOW_S = 2.0
 # The Run widget asks before starting a run estimated above this (seconds).
 CONFIRM_ABOVE_S = 600.0
 
@@ -83,9 +82,8 @@ def estimate_reconstruction_cost(encoder, responses, neurons, behavior, config) 
     objective = build_objectives(members[:1], responses, neurons, behavior, config, device)[0]
     movie = torch.full((responses.shape[1], *members[0].frame_shape), GRAY_LEVEL, device=device)
     batch = objective.batches[0]
+    _timed(objective, movie, slice(batch.start, batch.start + 1))  # warm-up
     seconds = _timed(objective, movie, batch)
-    if seconds < REPEAT_BELOW_S:
-        seconds = _timed(objective, movie, batch)
     windows_in_batch = len(objective.starts[batch])
     return CostEstimate(
         seconds / windows_in_batch,
