@@ -20,8 +20,10 @@ from napari_movierecon.encoders.base import behavior_input
 from napari_movierecon.reconstruct.allocator import retain_freed_memory
 from napari_movierecon.reconstruct.engine import GRAY_LEVEL, build_objectives, members_of
 
-# The Run widget asks before starting a run estimated above this (seconds).
-CONFIRM_ABOVE_S = 600.0
+# The Run widget asks before starting a run estimated above this (seconds): an hour.
+# `fast` runs of our encoders take seconds to minutes, bauer2025 with them about an
+# hour per clip on 2 CPU cores, DwiseNeuro on a CPU hours (fast_window) to weeks.
+CONFIRM_ABOVE_S = 3600.0
 
 
 @dataclass(frozen=True)

@@ -57,8 +57,9 @@ GRAY_LEVEL = 127.5
 # Encoder frames per batch: ~0.2-0.3 s of work for our encoders on 2 CPU cores, so a
 # heartbeat consumer can stop within a second even under the bauer2025 protocol.
 BATCH_FRAMES = 512
-# DwiseNeuro passes (16 frames each) per batch: ~4 s forward+backward at full size on
-# 2 CPU cores, so a consumer can pause between two reference windows.
+# DwiseNeuro passes (16 frames each) per batch: two reference windows, ~10-20 s of
+# forward+backward at full size on 2 CPU cores (a single pass is the least a consumer
+# can wait for), a fraction of a second on a GPU.
 BATCH_PASSES = 4
 
 
