@@ -58,7 +58,7 @@ def format_duration(seconds: float) -> str:
     """``42 s``, ``12.5 min``, ``3.2 h`` or ``2.4 days``."""
     if seconds < 120:
         return f"{seconds:.0f} s"
-    if seconds < 7200:
+    if seconds < 3600:
         return f"{seconds / 60:.1f} min"
     if seconds < 172800:
         return f"{seconds / 3600:.1f} h"
