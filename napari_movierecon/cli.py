@@ -6,8 +6,12 @@
     movierecon evaluate --recording sample|DIR --encoder ENSEMBLE [--tier final_test_main]
     movierecon mask --recording sample|DIR --encoder sample|CKPT --out MASK.safetensors
     movierecon reconstruct --recording sample|DIR --trial I --encoder sample|CKPT --out F
+    movierecon convert --encoder MODEL.pth|FOLDS_DIR --recording DIR [--mouse K] --out F
     movierecon figures --out docs/figures
     movierecon view            # napari with the plugin and the in-silico sample open
+
+``--encoder`` also takes a DwiseNeuro ``model-*.pth`` or a folder of them
+(``fold_*/model-*.pth``): ``--mouse K`` picks the readout, else the recording decides.
 
 Every anticipated problem (bad input, unwritable path, ...) ends with a
 one-line ``error: ...`` message and exit status 2, never a traceback.
@@ -184,12 +188,12 @@ def run_evaluate(args: argparse.Namespace) -> None:
     from napari_movierecon.encoders.checkpoint import check_neurons
     from napari_movierecon.encoders.ensemble import Ensemble
     from napari_movierecon.encoders.evaluate import evaluate_encoders
-    from napari_movierecon.sources import open_encoder, open_recording
+    from napari_movierecon.sources import open_recording
 
     if args.threads:
         torch.set_num_threads(args.threads)
     recording = open_recording(args.recording)
-    encoder = open_encoder(args.encoder)
+    encoder = _open_encoder(args, recording)
     check_neurons(encoder, recording.neurons.ids, recording.name)
     encoders = {"encoder": encoder}
     if isinstance(encoder, Ensemble) and len(encoder) > 1:
@@ -275,7 +279,7 @@ def run_reconstruct(args: argparse.Namespace) -> None:
     import torch
 
     from napari_movierecon.encoders.checkpoint import check_neurons
-    from napari_movierecon.reconstruct.config import preset
+    from napari_movierecon.reconstruct.config import default_preset, preset
     from napari_movierecon.reconstruct.job import ReconstructionJob
     from napari_movierecon.reconstruct.neurons import (
         Selection,
@@ -283,7 +287,7 @@ def run_reconstruct(args: argparse.Namespace) -> None:
         parse_population,
     )
     from napari_movierecon.reconstruct.results import save_reconstruction
-    from napari_movierecon.sources import open_encoder, open_recording
+    from napari_movierecon.sources import open_recording
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -293,11 +297,12 @@ def run_reconstruct(args: argparse.Namespace) -> None:
     changes = {"device": args.device}
     if args.iterations is not None:
         changes["iterations"] = args.iterations
-    config = preset(args.preset, **changes)
     recording = open_recording(args.recording)
     trial = recording.trial(args.trial)
-    encoder = open_encoder(args.encoder)
+    encoder = _open_encoder(args, recording)
     check_neurons(encoder, recording.neurons.ids, recording.name)
+    args.preset = args.preset or default_preset(encoder)
+    config = preset(args.preset, **changes)
     population = parse_population(args.neurons)
     neurons = Selection.of(population, recording.neurons, encoder_reliability(encoder))
     update_mask, eval_mask, mask_record = _masks_for(
@@ -314,6 +319,7 @@ def run_reconstruct(args: argparse.Namespace) -> None:
         eval_mask=eval_mask,
         mask_record=mask_record,
     )
+    _print_cost(job)
     run = job.start()
     print(
         f"reconstructing {recording.name} trial {trial.index} ({trial.tier}, {trial.length} "
@@ -344,7 +350,7 @@ def run_mask(args: argparse.Namespace) -> None:
         transparency_mask,
     )
     from napari_movierecon.reconstruct.neurons import encoder_reliability, parse_population
-    from napari_movierecon.sources import open_encoder, open_recording
+    from napari_movierecon.sources import open_recording
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -354,7 +360,7 @@ def run_mask(args: argparse.Namespace) -> None:
         raise MovieReconError("--iterations must be >= 1")
     _check_output(args.out, args.overwrite)
     recording = open_recording(args.recording)
-    encoder = open_encoder(args.encoder)
+    encoder = _open_encoder(args, recording)
     check_neurons(encoder, recording.neurons.ids, recording.name)
     population = parse_population(args.neurons)
     neurons = population.select(recording.neurons, encoder_reliability(encoder))
@@ -388,6 +394,71 @@ def run_mask(args: argparse.Namespace) -> None:
         f"{int(evaluation.sum())} px of {update.size}; "
         f"{mask.record['timings']['seconds']:.1f} s; wrote {args.out}"
     )
+
+
+def _open_encoder(args: argparse.Namespace, recording):
+    """The ``--encoder`` for ``recording`` on a ``--device`` that exists here (checked
+    first); DwiseNeuro checkpoints take ``--mouse`` or find the mouse from the recording."""
+    from napari_movierecon.sources import check_device, open_encoder
+
+    check_device(args.device)
+    return open_encoder(args.encoder, mouse=args.mouse, recording=recording)
+
+
+def _print_cost(job) -> None:
+    """The run's estimated wall time, from one measured pass on its device (stderr)."""
+    from napari_movierecon.reconstruct.cost import estimate_cost
+
+    print(f"estimating the cost ({job.config.device}) ...", file=sys.stderr, flush=True)
+    print(estimate_cost(job).describe(), file=sys.stderr, flush=True)
+
+
+def run_convert(args: argparse.Namespace) -> None:
+    from napari_movierecon.encoders.argus_checkpoint import convert_argus
+    from napari_movierecon.sources import open_recording
+
+    recording = open_recording(args.recording)
+    _check_output(args.out, args.overwrite)
+    out = convert_argus(
+        args.encoder,
+        args.out,
+        mouse=args.mouse,
+        unit_ids=recording.neurons.ids,
+        recording_name=recording.name,
+        overwrite=args.overwrite,
+        progress=_Progress("converting members"),
+    )
+    files = [out] if out.is_file() else sorted(out.iterdir())
+    size = sum(p.stat().st_size for p in files)
+    print(f"wrote {out} ({len(files)} file(s), {size / 1e6:.1f} MB) for {recording.name}")
+
+
+def _add_mouse_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--mouse",
+        type=int,
+        default=None,
+        help="DwiseNeuro checkpoints: readout K (default: the mouse of the recording, by "
+        "folder name or neuron count)",
+    )
+
+
+def _add_convert_parser(commands) -> None:
+    convert = commands.add_parser(
+        "convert",
+        help="write one mouse of a DwiseNeuro model-*.pth (or fold_*/ folder) as our "
+        "safetensors checkpoint (ensemble folder)",
+    )
+    convert.add_argument("--encoder", required=True, help="model-*.pth or folder of them")
+    convert.add_argument(
+        "--recording", required=True, help="the mouse's Sensorium folder (its unit ids)"
+    )
+    _add_mouse_option(convert)
+    convert.add_argument(
+        "--out", required=True, type=Path, help=".safetensors file (folder for a folder)"
+    )
+    convert.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    convert.set_defaults(run=run_convert)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -454,6 +525,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", default="cpu", help="cpu or cuda")
     evaluate.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     evaluate.add_argument("--json", type=Path, default=None, help="also write the means here")
+    _add_mouse_option(evaluate)
     evaluate.set_defaults(run=run_evaluate)
 
     rec = commands.add_parser(
@@ -462,7 +534,11 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--recording", required=True, help="Sensorium mouse folder or 'sample'")
     rec.add_argument("--trial", required=True, type=int, help="trial index")
     rec.add_argument("--encoder", required=True, help="checkpoint, ensemble folder or 'sample'")
-    rec.add_argument("--preset", default="fast", help="fast (default) or bauer2025")
+    rec.add_argument(
+        "--preset",
+        default=None,
+        help="fast, bauer2025 or fast_window (default: fast_window for DwiseNeuro, else fast)",
+    )
     rec.add_argument(
         "--neurons", default="all", help="all | random:F[:SEED] | top:K | ids:PATH (default all)"
     )
@@ -480,6 +556,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     rec.add_argument("--out", required=True, type=Path, help="result file (.safetensors)")
     rec.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    _add_mouse_option(rec)
     rec.set_defaults(run=run_reconstruct)
 
     mask = commands.add_parser(
@@ -504,7 +581,10 @@ def build_parser() -> argparse.ArgumentParser:
     mask.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     mask.add_argument("--out", required=True, type=Path, help="mask file (.safetensors)")
     mask.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    _add_mouse_option(mask)
     mask.set_defaults(run=run_mask)
+
+    _add_convert_parser(commands)
 
     view = commands.add_parser("view", help="open napari with the plugin and the in-silico sample")
     view.set_defaults(run=run_view)

@@ -20,21 +20,14 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_movierecon._napari.cost_confirm import MouseBox, open_both
 from napari_movierecon._napari.layers import truth_layer
 from napari_movierecon._napari.session import TAG, find_layer, session_for
-from napari_movierecon.encoders.checkpoint import check_neurons
 from napari_movierecon.errors import MovieReconError
-from napari_movierecon.sources import SAMPLE, open_encoder, open_recording
+from napari_movierecon.sources import SAMPLE
 
 # Layers that belong to the open recording (one of each in the viewer).
 RECORDING_ROLES = ("truth", "neurons", "map_scale")
-
-
-def _open_both(recording_source: str, encoder_source: str):
-    recording = open_recording(recording_source)
-    encoder = open_encoder(encoder_source)
-    check_neurons(encoder, recording.neurons.ids, recording.name)
-    return recording, encoder
 
 
 def _path_row(edit: QLineEdit, browse) -> QWidget:
@@ -60,6 +53,7 @@ class RecordingWidget(QWidget):
         self._worker = None
         self.recording_edit = QLineEdit(SAMPLE)
         self.encoder_edit = QLineEdit(SAMPLE)
+        self.mouse_box = MouseBox()
         self.open_button = QPushButton("Open")
         self.tier_combo = QComboBox()
         self.trial_combo = QComboBox()
@@ -71,6 +65,7 @@ class RecordingWidget(QWidget):
         form = QFormLayout(self)
         form.addRow("recording", _path_row(self.recording_edit, self._browse_recording))
         form.addRow("encoder", _path_row(self.encoder_edit, self._browse_encoder))
+        form.addRow("mouse", self.mouse_box)
         form.addRow(self.open_button)
         form.addRow("tier", self.tier_combo)
         form.addRow("trial", self.trial_combo)
@@ -91,11 +86,13 @@ class RecordingWidget(QWidget):
         """Open the typed recording and encoder in a worker; then show ``then_trial``."""
         self._busy("opening …")
         worker = create_worker(
-            _open_both,
+            open_both,
             self.recording_edit.text().strip(),
             self.encoder_edit.text().strip(),
+            self.mouse_box.mouse(),
             _ignore_errors=True,  # _failed handles them; napari also notifies
         )
+        worker.yielded.connect(self.info.setText)
         worker.returned.connect(lambda pair: self._opened(*pair, then_trial))
         worker.errored.connect(self._failed)
         self._worker = worker
@@ -231,7 +228,7 @@ class RecordingWidget(QWidget):
 
     def _browse_encoder(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self, "Encoder checkpoint", filter="safetensors (*.safetensors)"
+            self, "Encoder checkpoint", filter="checkpoints (*.safetensors *.pth)"
         )
         if path:
             self.encoder_edit.setText(path)

@@ -31,6 +31,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_movierecon._napari.config_editor import ConfigEditor
+from napari_movierecon._napari.cost_confirm import CostGate
 from napari_movierecon._napari.run_status import RunState
 from napari_movierecon._napari.run_view import RunView, label_positions
 from napari_movierecon._napari.session import TAG, find_layer, session_for
@@ -79,6 +80,8 @@ class RunWidget(QWidget):
         self.run_button = QPushButton("Run")
         self.pause_button = QPushButton("Pause")
         self.stop_button = QPushButton("Stop")
+        self.cost = CostGate()
+        self.cost.cleared.connect(self.start_run)
         # the newest run's progress is a line of text: progress bars (napari's activity
         # dock, QProgressBar) repaint the window synchronously, which holds the event loop
         self.status = QLabel("open a recording and pick a trial")
@@ -106,6 +109,7 @@ class RunWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addLayout(self.buttons)
+        layout.addWidget(self.cost)
         layout.addWidget(self.status)
         layout.addWidget(QLabel("runs (double-click to rename; grey: another trial)"))
         layout.addWidget(self.run_list)
@@ -180,6 +184,12 @@ class RunWidget(QWidget):
             return None
         try:
             values, config, mask_path = self._job_inputs()
+            # large encoders (DwiseNeuro) cost hours: their estimate comes first (the job
+            # is built here for it); small ones start at once and build in the worker
+            if self.cost.gates(values["encoder"]) and not self.cost.allows(
+                make_job(values, config, mask_path)
+            ):
+                return None
         except MovieReconError as err:
             self._refuse(str(err))
             return None

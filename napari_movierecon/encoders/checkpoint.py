@@ -26,6 +26,7 @@ import torch
 from safetensors.torch import save as serialize_tensors
 
 from napari_movierecon.encoders.base import Encoder
+from napari_movierecon.encoders.dwiseneuro import DwiseNeuroConfig, DwiseNeuroEncoder
 from napari_movierecon.encoders.ensemble import Ensemble
 from napari_movierecon.encoders.fast import FastEncoder, FastEncoderConfig
 from napari_movierecon.errors import CheckpointError, MovieReconError
@@ -36,7 +37,10 @@ FORMAT = "napari-movierecon-encoder"
 FORMAT_VERSION = 1
 SUFFIX = ".safetensors"
 MEMBER_PATTERN = "member_*" + SUFFIX
-ARCHITECTURES = {"FastEncoder": (FastEncoder, FastEncoderConfig)}
+ARCHITECTURES = {
+    "FastEncoder": (FastEncoder, FastEncoderConfig),
+    "DwiseNeuroEncoder": (DwiseNeuroEncoder, DwiseNeuroConfig),
+}
 
 
 def unit_ids_digest(unit_ids: np.ndarray) -> str:
@@ -45,7 +49,10 @@ def unit_ids_digest(unit_ids: np.ndarray) -> str:
 
 
 def save_encoder(
-    encoder: FastEncoder, path: str | os.PathLike, training: dict, overwrite: bool = False
+    encoder: FastEncoder | DwiseNeuroEncoder,
+    path: str | os.PathLike,
+    training: dict,
+    overwrite: bool = False,
 ) -> Path:
     """Write ``encoder`` and its ``training`` record to ``path`` (.safetensors), atomically."""
     path = Path(path)
@@ -115,7 +122,7 @@ def load_encoder(path: str | os.PathLike) -> Encoder:
 
 
 def save_ensemble(
-    members: list[FastEncoder],
+    members: list[FastEncoder | DwiseNeuroEncoder],
     records: list[dict],
     folder: str | os.PathLike,
     overwrite: bool = False,

@@ -42,6 +42,11 @@ def config_problems(values: dict) -> dict[str, str]:
     check("beta1", lambda v: 0 <= v < 1, "must lie in [0, 1)")
     check("gradient_clip", lambda v: v is None or v > 0, "must be > 0 or None (off)")
     check("smoothing_sigma", lambda v: v >= 0, "must be >= 0")
+    check(
+        "pad_fill",
+        lambda v: v is None or 0 <= v <= 255,
+        "must lie in 0..255 or be None (the encoder's own)",
+    )
     for name in ("update_mask_threshold", "eval_mask_threshold"):
         check(name, lambda v: 0 < v <= 1, "must lie in (0, 1]")
     for name, allowed in (
@@ -79,6 +84,11 @@ class ReconstructionConfig:
     ``optimizer``: ``first_moment`` is Adam without the second moment, with standard
     bias correction; ``first_moment_reference`` steps as the reference code does
     (see ``protocol.FirstMomentAdam``); ``adam`` is torch's Adam.
+    ``pad_fill`` (DwiseNeuro only): gray level of the 28 rows of its 64x64 input plane
+    around the 36x64 movie. The reference code fills them with 127.5 (its gray start,
+    never updated) although the model saw 0 (black) there in training; None uses the
+    encoder's own training fill (0).
+
     Every field's own documentation is in its metadata (``knob``).
     """
 
@@ -133,6 +143,12 @@ class ReconstructionConfig:
     snapshot_every: int = knob(10, "iterations between streamed snapshots (>= 1)")
     device: str = knob("cpu", "where the optimisation runs: cpu or cuda")
     seed: int = knob(0, "random seed of the run")
+    pad_fill: float | None = knob(
+        127.5,
+        "DwiseNeuro only: gray level of the input plane's 28 rows around the movie "
+        "(0..255; the reference used 127.5, training saw 0)",
+        none="encoder's own (0)",
+    )
 
     def __post_init__(self) -> None:
         problems = config_problems(dataclasses.asdict(self))
@@ -179,7 +195,34 @@ PRESETS: dict[str, ReconstructionConfig] = {
         ensemble="gradient",
         snapshot_every=2,
     ),
+    # ``fast_window``: ``fast`` for encoders that see fixed windows (DwiseNeuro): the
+    # cheapest cover of the clip, 32-frame windows side by side (stride 32, the last
+    # aligned to the end), i.e. each frame predicted once per iteration by one 16-frame
+    # pass (20 passes for 300 frames against bauer2025's 70), one movie driven by the
+    # members' averaged gradients, pad rows as in training (0). Measured in
+    # docs/encoders.md.
+    "fast_window": ReconstructionConfig(
+        preset="fast_window",
+        iterations=40,
+        learning_rate=10000.0,
+        warmup_steps=3,
+        optimizer="first_moment",
+        window_frames=32,
+        window_stride=32,
+        ensemble="gradient",
+        snapshot_every=2,
+        pad_fill=None,
+    ),
 }
+
+
+def default_preset(encoder) -> str:
+    """``fast_window`` for DwiseNeuro encoders (whose ``fast`` would predict the whole
+    clip, T - 30 passes, every iteration), ``fast`` for the others."""
+    from napari_movierecon.encoders.dwiseneuro import DwiseNeuroEncoder
+
+    members = getattr(encoder, "members", [encoder])
+    return "fast_window" if isinstance(members[0], DwiseNeuroEncoder) else "fast"
 
 
 def preset(name: str, **changes) -> ReconstructionConfig:

@@ -13,6 +13,13 @@ window's own frames only. ``window_frames=None`` is one window spanning the
 clip. The windows go through the encoder in batches of about
 ``BATCH_FRAMES`` frames (their gradients do not depend on each other, so the
 batching changes nothing but memory and how often the generator can pause).
+
+DwiseNeuro members (``DwiseNeuroEncoder``) are run as the reference code runs them
+(``_PlaneWindowObjective``): a window of L >= 31 frames goes through the encoder's own
+trial prediction (L - 30 passes of 16 frames; two for L = 32, the even and the odd
+frames), with no context before it, the loss over all L frames, and the gradient taken
+with respect to the encoder's whole input (5 channels, 64x64 plane) and divided by its
+L2 norm before the movie rows are kept. The plane's pad rows hold ``config.pad_fill``.
 """
 
 from __future__ import annotations
@@ -25,6 +32,12 @@ import numpy as np
 import torch
 
 from napari_movierecon.encoders.base import Encoder
+from napari_movierecon.encoders.dwiseneuro import (
+    FRAME_SHAPE,
+    FRAME_TOP,
+    WINDOW_SPAN,
+    DwiseNeuroEncoder,
+)
 from napari_movierecon.encoders.ensemble import Ensemble
 from napari_movierecon.encoders.train import poisson_loss
 from napari_movierecon.errors import MovieReconError
@@ -32,6 +45,7 @@ from napari_movierecon.reconstruct import metrics
 from napari_movierecon.reconstruct.allocator import retain_freed_memory
 from napari_movierecon.reconstruct.config import ReconstructionConfig
 from napari_movierecon.reconstruct.protocol import (
+    NORM_EPS,
     FirstMomentAdam,
     combine_window_gradients,
     ensemble_movie,
@@ -43,6 +57,10 @@ GRAY_LEVEL = 127.5
 # Encoder frames per batch: ~0.2-0.3 s of work for our encoders on 2 CPU cores, so a
 # heartbeat consumer can stop within a second even under the bauer2025 protocol.
 BATCH_FRAMES = 512
+# DwiseNeuro passes (16 frames each) per batch: two reference windows, ~10-20 s of
+# forward+backward at full size on 2 CPU cores (a single pass is the least a consumer
+# can wait for), a fraction of a second on a GPU.
+BATCH_PASSES = 4
 
 
 @dataclass
@@ -64,7 +82,8 @@ class Snapshot:
     frame_correlation: np.ndarray | None = None
 
 
-def _members(encoder: Encoder | Sequence[Encoder], wanted: int | None) -> list[Encoder]:
+def members_of(encoder: Encoder | Sequence[Encoder], wanted: int | None) -> list[Encoder]:
+    """The first ``wanted`` (None: all) members of an encoder, ensemble or list."""
     if isinstance(encoder, Ensemble):
         members = list(encoder.members)
     elif isinstance(encoder, Encoder):
@@ -129,6 +148,8 @@ class _WindowObjective:
         length = min(length, n_frames)
         self.member = member
         self.context = member.context_frames
+        self.skip = self.context
+        self.normalize_in_combine = config.normalize_window_gradients
         self.starts = window_starts(n_frames, length, config.window_stride)
         span = self.context + length
         per_batch = max(1, BATCH_FRAMES // span)
@@ -158,6 +179,67 @@ class _WindowObjective:
         return grad * valid, losses.detach().tolist()
 
 
+class _PlaneWindowObjective:
+    """Per-window gradients of one DwiseNeuro member's Poisson loss, as the reference
+    code computes them (see the module docstring); same interface as _WindowObjective."""
+
+    def __init__(self, member, responses, neurons, behavior, config, device) -> None:
+        n_frames = responses.shape[1]
+        length = min(config.window_frames or n_frames, n_frames)
+        if length < WINDOW_SPAN:
+            raise MovieReconError(
+                f"DwiseNeuro needs windows of at least {WINDOW_SPAN} frames, the config asks "
+                f"for {length} (window_frames)"
+            )
+        if config.normalize_window_gradients and config.normalize_block_frames is not None:
+            raise MovieReconError(
+                "normalize_block_frames does not apply to DwiseNeuro, whose window gradient "
+                "is normalised over its whole input"
+            )
+        self.member = member
+        self.context = 0
+        self.skip = member.context_frames
+        self.normalize = config.normalize_window_gradients
+        self.normalize_in_combine = False
+        self.pad_fill = config.pad_fill
+        self.starts = window_starts(n_frames, length, config.window_stride)
+        per_batch = max(1, BATCH_PASSES // (length - WINDOW_SPAN + 1))
+        self.batches = [
+            slice(first, first + per_batch) for first in range(0, len(self.starts), per_batch)
+        ]
+        self.index = torch.from_numpy(self.starts[:, None] + np.arange(length)).to(device)
+        beh = torch.from_numpy(behavior).to(device)
+        self.behavior = beh[:, self.index].permute(1, 0, 2).contiguous()  # (W, 4, L)
+        self.neurons = torch.from_numpy(neurons).to(device)
+        target = torch.from_numpy(np.clip(responses[neurons], 0, None)).to(device)
+        self.target = target[:, self.index].permute(1, 0, 2)  # (W, n, L)
+
+    def gradients(self, movie: torch.Tensor, batch: slice) -> tuple[torch.Tensor, list[float]]:
+        """Movie gradients (B, L, 36, 64) of the windows in ``batch`` and their losses."""
+        planes = self.member.model_input(
+            movie[self.index[batch]], self.behavior[batch], self.pad_fill
+        )
+        planes.requires_grad_(True)
+        rates = self.member.predict(planes)[:, self.neurons]
+        target = self.target[batch]
+        losses = torch.stack([poisson_loss(r, t) for r, t in zip(rates, target, strict=True)])
+        (grad,) = torch.autograd.grad(losses.sum(), planes)
+        if self.normalize:
+            grad = grad / (grad.flatten(1).norm(dim=1) + NORM_EPS)[:, None, None, None, None]
+        rows = slice(FRAME_TOP, FRAME_TOP + FRAME_SHAPE[0])
+        return grad[:, 0, :, rows], losses.detach().tolist()
+
+
+def build_objectives(members, responses, neurons, behavior, config, device) -> list:
+    """One window objective per member (moved to ``device``), the kind its encoder needs."""
+    return [
+        (_PlaneWindowObjective if isinstance(m, DwiseNeuroEncoder) else _WindowObjective)(
+            m.to(device), responses, neurons, behavior, config, device
+        )
+        for m in members
+    ]
+
+
 def reconstruct(
     encoder: Encoder | Sequence[Encoder],
     responses: np.ndarray,
@@ -181,7 +263,7 @@ def reconstruct(
     neurons: indices into them used in the loss; behavior (4, T) fixed;
     truth (T, H, W) 0..255 for metrics only; masks (H, W) bool.
     """
-    members = _members(encoder, config.members)
+    members = members_of(encoder, config.members)
     retain_freed_memory()
     frame_shape = tuple(members[0].frame_shape)
     responses = np.asarray(responses, dtype=np.float32)
@@ -195,10 +277,7 @@ def reconstruct(
     gradient_mask = None
     if config.use_update_mask and update_mask is not None:
         gradient_mask = torch.from_numpy(np.asarray(update_mask, np.float32)).to(device)
-    objectives = [
-        _WindowObjective(m.to(device), responses, neurons, behavior, config, device)
-        for m in members
-    ]
+    objectives = build_objectives(members, responses, neurons, behavior, config, device)
     n_movies = len(members) if config.ensemble == "separate" else 1
     movies = [
         torch.full((n_frames, *frame_shape), GRAY_LEVEL, device=device) for _ in range(n_movies)
@@ -212,7 +291,7 @@ def reconstruct(
 def _iterate(config, objectives, movies, optimizers, gradient_mask, truth, eval_mask, heartbeat):
     """The optimisation loop (a generator); inputs already checked and on the device."""
     n_frames = movies[0].shape[0]
-    skip = max(objective.context for objective in objectives)
+    skip = max(objective.skip for objective in objectives)
     started, frames_seen = time.perf_counter(), 0
     for iteration in range(1, config.iterations + 1):
         losses = []
@@ -236,7 +315,7 @@ def _iterate(config, objectives, movies, optimizers, gradient_mask, truth, eval_
                 n_frames,
                 gradient_mask,
                 config.gradient_clip,
-                config.normalize_window_gradients,
+                chosen[0].normalize_in_combine,
                 config.normalize_block_frames,
             )
             optimizers[k].step(movie, step)
