@@ -106,8 +106,8 @@ def jobqueue_cluster(options: ClusterOptions, kind: str | None = None, **kwargs)
         "job_extra_directives": extra,
         "worker_extra_args": ["--resources", f"{RESOURCE}=1"],
     }
-    if options.account:
-        settings["account"] = options.account
+    if options.account:  # SGE and LSF call it a project
+        settings["account" if kind in ("slurm", "pbs") else "project"] = options.account
     if kind == "lsf":  # LSF takes minutes, HH:MM
         hours, minutes, _ = options.walltime.split(":")
         settings["walltime"] = f"{int(hours):02d}:{minutes}"
