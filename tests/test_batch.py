@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from napari_movierecon.batch.cluster import connect, jobqueue_cluster
+from napari_movierecon.batch.compose import compose_plan
 from napari_movierecon.batch.plan import ClusterOptions, PlanError, WorkerOptions, parse_plan
 from napari_movierecon.batch.report import read_summary
 from napari_movierecon.batch.runner import run_batch
@@ -23,9 +24,11 @@ from napari_movierecon.batch.table import FAILED, RUNS_DIR, result_path
 from napari_movierecon.cli import main
 from napari_movierecon.encoders.checkpoint import save_encoder
 from napari_movierecon.encoders.fast import FastEncoder, FastEncoderConfig
+from napari_movierecon.errors import MovieReconError
 from napari_movierecon.insilico.mouse import InSilicoMouse, MouseSpec, TierLayout
 from napari_movierecon.insilico.population import PopulationSpec
 from napari_movierecon.insilico.simulate import SimulatedRecording, write_simulated
+from napari_movierecon.reconstruct.config import preset
 from napari_movierecon.reconstruct.results import load_reconstruction
 
 SPEC = MouseSpec(
@@ -280,3 +283,24 @@ def test_job_script_from_plan(inputs, kind, lines):
         assert line in script.splitlines(), (line, script)
     # 2 workers per job, each with 4 threads and the one-run-at-a-time resource
     assert "--nworkers 2" in script and "--nthreads 4" in script and "--resources run=1" in script
+
+
+def test_composed_plan_round_trips_a_setup(inputs):
+    config = preset("fast", iterations=7, learning_rate=500.0, seed=3)
+    text = compose_plan(
+        str(inputs / "mouse"),
+        str(inputs / "encoder.safetensors"),
+        config,
+        [0, 2],
+        ["all", "random:0.25"],
+    )
+    runs = expand(parse_plan(text, inputs / "gui.toml"))
+    assert len(runs) == 4 and {r.config for r in runs} == {config}
+    assert sorted({(r.trial, r.population) for r in runs}) == [
+        (0, "all"),
+        (0, "random:0.25"),
+        (2, "all"),
+        (2, "random:0.25"),
+    ]
+    with pytest.raises(MovieReconError, match="window_frames"):
+        compose_plan("sample", "sample", preset("bauer2025", window_frames=None), [0], ["all"])

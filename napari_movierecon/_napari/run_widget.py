@@ -23,6 +23,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_movierecon._napari.batch_send import open_batch_sender
 from napari_movierecon._napari.config_editor import ConfigEditor
 from napari_movierecon._napari.run_view import RunView
 from napari_movierecon._napari.session import session_for
@@ -49,6 +50,10 @@ class RunWidget(QWidget):
         self.run_button = QPushButton("Run")
         self.pause_button = QPushButton("Pause")
         self.stop_button = QPushButton("Stop")
+        self.batch_button = QPushButton("Batch…")
+        self.batch_button.setToolTip(
+            "send this set-up with a list of trials or populations to a batch"
+        )
         self.status = QLabel("open a recording and pick a trial")
         self.status.setWordWrap(True)
         self.status.setMinimumHeight(2 * self.status.fontMetrics().height())
@@ -66,7 +71,7 @@ class RunWidget(QWidget):
         top.addRow("mask", mask_row)
         top.addRow("name", self.name_edit)
         buttons = QHBoxLayout()
-        for button in (self.run_button, self.pause_button, self.stop_button):
+        for button in (self.run_button, self.pause_button, self.stop_button, self.batch_button):
             buttons.addWidget(button)
         layout = QVBoxLayout(self)
         layout.addWidget(scroll, stretch=1)
@@ -78,6 +83,7 @@ class RunWidget(QWidget):
         self.run_button.clicked.connect(self.start_run)
         self.pause_button.clicked.connect(self.toggle_pause)
         self.stop_button.clicked.connect(self.stop_run)
+        self.batch_button.clicked.connect(lambda: open_batch_sender(self))
         self.session.trial_changed.connect(self._show_readiness)
         self.session.population_changed.connect(self._show_readiness)
         self.session.recording_changed.connect(self._show_readiness)

@@ -21,6 +21,12 @@ FIGURES_DIR = "figures"
 NO_MATPLOTLIB = "figures need matplotlib (pip install 'matplotlib>=3.7'); none were drawn"
 
 
+def is_batch_folder(path: str | Path) -> bool:
+    """Whether ``path`` is a folder written by ``movierecon batch``."""
+    path = Path(path)
+    return (path / SUMMARY).is_file() and (path / "runs").is_dir()
+
+
 def write_summary(out_dir: Path, rows: list[dict]) -> Path:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")

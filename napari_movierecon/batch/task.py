@@ -121,3 +121,11 @@ def execute_run(run: Run, out_dir: str, torch_threads: int | None = None) -> dic
             "seconds_total": time.perf_counter() - started,
         }
     return {**run_fields(run), **done_row(result.record, Path(path)), "status": DONE}
+
+
+def preload(recording: str, encoder: str) -> str:
+    """Load ``recording`` and ``encoder`` into this worker's cache ahead of its runs (a
+    warm-up task, e.g. before timing); returns the worker's name."""
+    cached("recording", recording, open_recording)
+    cached("encoder", encoder, open_encoder)
+    return worker_name()
