@@ -28,13 +28,14 @@ bench_out/mask.safetensors:
 	mkdir -p bench_out
 	.venv/bin/movierecon mask --recording sample --encoder sample --out $@
 
-# ~25 min on 2 cores.
+# ~40 min on 2 cores.
 bench: setup bench_out/mask.safetensors
 	.venv/bin/python -m benchmarks.insilico_bench
 	.venv/bin/python -m benchmarks.encoder_bench --encoder napari_movierecon/sample_data/encoder/member_0.safetensors
 	.venv/bin/python -m benchmarks.reconstruct_bench --presets fast --encoders ensemble,oracle --clips 5 \
 		--mask bench_out/mask.safetensors --fractions 0.125,0.25,0.5,1
 	.venv/bin/python -m benchmarks.napari_bench --repeats 3
+	.venv/bin/python -m benchmarks.batch_bench --runs 8 --layouts 1x2,2x1
 
 # bauer2025 next to fast on the same 5 clips: ~52-60 min per bauer2025 clip on 2 cores.
 # Finished runs are kept in bench_out/bauer2025/runs.jsonl; re-running resumes.
