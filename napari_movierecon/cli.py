@@ -395,7 +395,7 @@ def _print_runs(runs, out_dir: Path) -> None:
         print(f"{state:6s} {run.describe()}")
 
 
-def _print_estimate(runs, threads: int | None, parallel: int) -> None:
+def _print_estimate(runs, threads: int | None, parallel: int | None) -> None:
     from napari_movierecon.batch.estimate import estimate
 
     if not runs:
@@ -412,19 +412,20 @@ def _print_estimate(runs, threads: int | None, parallel: int) -> None:
             f"{cost.encoder} / {cost.preset}: {cost.step_s:.3f} s per step, "
             f"~{cost.run_s:.1f} s per run x {cost.runs} runs"
         )
-    print(
-        f"estimated {total / 3600:.2f} h of worker time for {len(runs)} runs; "
-        f"~{total / parallel / 3600:.2f} h on {parallel} parallel worker(s)"
-    )
+    line = f"estimated {total / 3600:.2f} h of worker time for {len(runs)} runs"
+    if parallel:
+        line += f"; ~{total / parallel / 3600:.2f} h on {parallel} parallel worker(s)"
+    print(line)
 
 
 def run_batch_command(args: argparse.Namespace) -> int:
     """Exit status: 0 all runs done, 1 some failed (the count is printed), 130 Ctrl-C."""
+    from dataclasses import asdict
     from dataclasses import replace as changed
 
     from napari_movierecon.batch.cluster import connect, local_size
-    from napari_movierecon.batch.plan import load_plan
-    from napari_movierecon.batch.runner import run_batch, unfinished
+    from napari_movierecon.batch.plan import cluster_options, load_plan
+    from napari_movierecon.batch.runner import run_batch, unfinished, write_table
     from napari_movierecon.batch.runs import expand
 
     plan = load_plan(args.plan)
@@ -433,19 +434,25 @@ def run_batch_command(args: argparse.Namespace) -> int:
         workers = changed(workers, n=args.workers)
     if args.threads_per_worker is not None:
         workers = changed(workers, threads=args.threads_per_worker)
-    cluster_flags = {
+    flags = {
         name: getattr(args, name)
         for name in ("queue", "account", "cores", "memory", "walltime", "gpus", "jobs")
         if getattr(args, name) is not None
     }
-    cluster = changed(plan.cluster, **cluster_flags)
+    cluster = plan.cluster
+    if flags:
+        values = {**asdict(plan.cluster), "job_extra": list(plan.cluster.job_extra), **flags}
+        cluster = cluster_options(values, "command-line cluster options")
     runs = expand(plan)
     todo = unfinished(runs, args.out)
     print(f"{args.plan}: {len(runs)} runs, {len(runs) - len(todo)} already done", file=sys.stderr)
     if args.dry_run:
         _print_runs(runs, args.out)
-        if args.scheduler or args.cluster or plan.cluster.kind:
-            threads, parallel = workers.threads, max(1, cluster.jobs * cluster.processes)
+        if args.scheduler:  # its workers are unknown until connected
+            threads, parallel = workers.threads, None
+        elif args.cluster or plan.cluster.kind:
+            threads = max(1, cluster.cores // cluster.processes)
+            parallel = cluster.jobs * cluster.processes
         else:
             parallel, threads = local_size(workers, plan.device)
         _print_estimate(todo, threads, parallel)
@@ -461,9 +468,12 @@ def run_batch_command(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             figures=not args.no_figures,
         )
-    done = sum(row["status"] == "done" for row in outcome.rows)
+    rows = outcome.rows
+    if outcome.interrupted:  # count the runs that ended while the cluster was closing
+        rows, _ = write_table(runs, args.out, figures=not args.no_figures)
+    done = sum(row["status"] == "done" for row in rows)
     print(
-        f"{done}/{len(runs)} runs done ({outcome.skipped} were already), "
+        f"{done}/{len(runs)} runs done ({outcome.skipped} were already done), "
         f"{outcome.failed} failed; wrote {args.out / 'summary.csv'} and {args.out / 'report.md'}"
     )
     if outcome.interrupted:

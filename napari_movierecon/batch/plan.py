@@ -79,9 +79,7 @@ class PlanError(MovieReconError):
 
     def __init__(self, path: Path | str, problems: list[str]) -> None:
         self.problems = problems
-        super().__init__(
-            f"{path}: {len(problems)} problem(s) in the plan:\n  " + "\n  ".join(problems)
-        )
+        super().__init__(f"{path}: {len(problems)} problem(s):\n  " + "\n  ".join(problems))
 
 
 @dataclass(frozen=True)
@@ -495,3 +493,13 @@ def _cluster(check: _Checker, table) -> ClusterOptions:
     if values.get("processes", 1) > values.get("cores", 1):
         check.add("processes must not exceed cores", *where, "processes")
     return ClusterOptions(**values)
+
+
+def cluster_options(values: dict, where: str) -> ClusterOptions:
+    """ClusterOptions from ``values`` (the [cluster] table's keys; None values ignored),
+    checked as a plan's [cluster] table is; PlanError naming ``where`` otherwise."""
+    check = _Checker("")
+    options = _cluster(check, {k: v for k, v in values.items() if v is not None})
+    if check.problems:
+        raise PlanError(where, [message for _, message in check.problems])
+    return options

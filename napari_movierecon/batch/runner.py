@@ -116,7 +116,15 @@ def run_batch(
         client.cancel(list(futures), force=True)
     finally:
         bar.close()
+    rows, files = write_table(runs, out_dir, figures)
+    return BatchOutcome(rows, len(todo), len(runs) - len(todo), failed, interrupted, files)
+
+
+def write_table(runs: list[Run], out_dir: str | Path, figures: bool = True):
+    """The folder's rows (every run of ``runs``) and the files written from them:
+    summary.csv, report.md, figures. Called again after an interrupted batch's cluster
+    has closed, so runs that finished while being cancelled are counted."""
+    out_dir = Path(out_dir)
     prepare_folder(out_dir)
     rows = collect_rows(runs, out_dir)
-    files = write_report(out_dir, rows, figures=figures)
-    return BatchOutcome(rows, len(todo), len(runs) - len(todo), failed, interrupted, files)
+    return rows, write_report(out_dir, rows, figures=figures)
