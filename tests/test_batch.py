@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from napari_movierecon.batch.cluster import connect, jobqueue_cluster
 from napari_movierecon.batch.compose import compose_plan
@@ -30,6 +31,7 @@ from napari_movierecon.insilico.population import PopulationSpec
 from napari_movierecon.insilico.simulate import SimulatedRecording, write_simulated
 from napari_movierecon.reconstruct.config import preset
 from napari_movierecon.reconstruct.results import load_reconstruction
+from napari_movierecon.sources import open_encoder
 
 SPEC = MouseSpec(
     seed=5,
@@ -304,3 +306,23 @@ def test_composed_plan_round_trips_a_setup(inputs):
     ]
     with pytest.raises(MovieReconError, match="window_frames"):
         compose_plan("sample", "sample", preset("bauer2025", window_frames=None), [0], ["all"])
+
+
+def test_content_keys_follow_content_not_paths(inputs, tmp_path):
+    plan = write_plan(inputs, "keys.toml")
+    keys = [r.key for r in expand(parse_plan(plan.read_text(), plan))]
+    assert keys == [r.key for r in expand(parse_plan(plan.read_text(), plan))]
+    # the same encoder bytes under another name: the same runs
+    copy = tmp_path / "copy.safetensors"
+    copy.write_bytes((inputs / "encoder.safetensors").read_bytes())
+    moved = plan.read_text().replace('"encoder.safetensors"', f'"{copy}"')
+    assert [r.key for r in expand(parse_plan(moved, plan))] == keys
+    # other weights under the same name: every run is new
+    retrained = open_encoder(inputs / "encoder.safetensors")
+    with torch.no_grad():
+        next(retrained.parameters()).add_(0.01)
+    save_encoder(retrained, copy, {}, overwrite=True)
+    assert not set(r.key for r in expand(parse_plan(moved, plan))) & set(keys)
+    # another config: every run is new
+    other = plan.read_text().replace("iterations = 5", "iterations = 6")
+    assert not set(r.key for r in expand(parse_plan(other, plan))) & set(keys)

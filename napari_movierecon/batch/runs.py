@@ -10,6 +10,7 @@ and a changed plan runs only the runs whose key is new.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from dataclasses import dataclass
 from functools import cache
@@ -50,14 +51,29 @@ class Run:
         )
 
 
-@cache
-def file_digest(path: str) -> str:
-    """SHA-256 of a file, or of a folder's files (names and bytes, sorted by name)."""
+def _files(path: str) -> tuple[Path, list[Path]]:
     root = Path(SAMPLE_ENCODER if path == SAMPLE else path)
-    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+    return root, sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+
+
+def file_digest(path: str) -> str:
+    """SHA-256 of a file's bytes, or of a folder's files (names and bytes, sorted by name).
+    Each file is read once per process while its size and modification time stay."""
+    root, files = _files(path)
+    try:
+        stamps = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    except OSError as err:
+        raise MovieReconError(f"{path}: cannot read ({err.strerror or err})") from err
+    return _digest(str(root), stamps)
+
+
+@cache
+def _digest(root: str, stamps: tuple[tuple[str, int, int], ...]) -> str:
     digest = hashlib.sha256()
-    for file in files:
-        digest.update(str(file.relative_to(root) if root.is_dir() else file.name).encode())
+    for name, _, _ in stamps:
+        file = Path(name)
+        if file != Path(root):  # a folder's file names matter (ensemble members' order)
+            digest.update(str(file.relative_to(root)).encode())
         try:
             with open(file, "rb") as handle:
                 for block in iter(lambda handle=handle: handle.read(1 << 20), b""):
@@ -124,37 +140,33 @@ def expand(plan: Plan) -> list[Run]:
         except MovieReconError as err:
             problems.append(f"line {entry.line}: {err}")
             continue
-        for trial, tier in _trials(entry, recording, problems):
-            for encoder in plan.encoders:
-                for preset in plan.presets:
-                    for population in plan.populations:
-                        for mask in plan.masks:
-                            for seed in plan.seeds:
-                                config = preset.config.replace(seed=seed)
-                                key = content_key(
-                                    config,
-                                    encoder.source,
-                                    recording.name,
-                                    trial,
-                                    population,
-                                    mask,
-                                )
-                                runs.setdefault(
-                                    key,
-                                    Run(
-                                        key,
-                                        entry.source,
-                                        recording.name,
-                                        trial,
-                                        tier,
-                                        encoder.source,
-                                        encoder.name,
-                                        preset.label,
-                                        config,
-                                        population,
-                                        mask,
-                                    ),
-                                )
+        combinations = itertools.product(
+            _trials(entry, recording, problems),
+            plan.encoders,
+            plan.presets,
+            plan.populations,
+            plan.masks,
+            plan.seeds,
+        )
+        for (trial, tier), encoder, preset, population, mask, seed in combinations:
+            config = preset.config.replace(seed=seed)
+            key = content_key(config, encoder.source, recording.name, trial, population, mask)
+            runs.setdefault(
+                key,
+                Run(
+                    key=key,
+                    recording=entry.source,
+                    recording_name=recording.name,
+                    trial=trial,
+                    tier=tier,
+                    encoder=encoder.source,
+                    encoder_name=encoder.name,
+                    preset=preset.label,
+                    config=config,
+                    population=population,
+                    mask=mask,
+                ),
+            )
     if problems:
         raise PlanError(plan.path, problems)
     return list(runs.values())
