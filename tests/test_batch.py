@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from napari_movierecon.batch import task
 from napari_movierecon.batch.cluster import connect, jobqueue_cluster
 from napari_movierecon.batch.compose import compose_plan
 from napari_movierecon.batch.plan import ClusterOptions, PlanError, WorkerOptions, parse_plan
@@ -113,6 +114,9 @@ def test_plan_completes_and_a_rerun_does_no_work(inputs, connection, tmp_path):
     assert result.record["recording"] == "mouse" and result.record["trial"] == runs[0].trial
     assert result.record["batch"]["run"]["key"] == runs[0].key
     assert result.truth is not None and result.correlation_map is not None
+    # each worker process loaded the recording and the encoder once and kept them
+    held = connection.client.run(lambda: sorted(kind for kind, _ in task._cache))
+    assert list(held.values()) == [["encoder", "recording"]] * 2
     stamps = {p: p.stat().st_mtime_ns for p in (out / RUNS_DIR).iterdir()}
 
     _, again = run(write_plan(inputs), out, connection)
