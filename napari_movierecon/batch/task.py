@@ -110,6 +110,7 @@ def execute_run(run: Run, out_dir: str, torch_threads: int | None = None) -> dic
             "worker": worker,
             "seconds_total": time.perf_counter() - started,
         }
+        path.parent.mkdir(parents=True, exist_ok=True)
         save_reconstruction(result, path)
     except Exception as err:  # any run's failure is recorded and the batch goes on
         message = str(err) if isinstance(err, MovieReconError) else f"{type(err).__name__}: {err}"
