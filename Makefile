@@ -28,7 +28,7 @@ bench_out/mask.safetensors:
 	mkdir -p bench_out
 	.venv/bin/movierecon mask --recording sample --encoder sample --out $@
 
-# ~30 min on 2 cores (DwiseNeuro's cost: ~3-5 min of it).
+# ~45 min on 2 cores (DwiseNeuro's cost ~3-5 min, the batch benchmark ~10 min of it).
 bench: setup bench_out/mask.safetensors
 	.venv/bin/python -m benchmarks.insilico_bench
 	.venv/bin/python -m benchmarks.encoder_bench --encoder napari_movierecon/sample_data/encoder/member_0.safetensors
@@ -36,6 +36,7 @@ bench: setup bench_out/mask.safetensors
 		--mask bench_out/mask.safetensors --fractions 0.125,0.25,0.5,1
 	.venv/bin/python -m benchmarks.napari_bench --repeats 3
 	.venv/bin/python -m benchmarks.dwiseneuro_bench --threads 2 --repeats 3
+	.venv/bin/python -m benchmarks.batch_bench --runs 8 --layouts 1x2,2x1
 
 # bauer2025 next to fast on the same 5 clips: ~52-60 min per bauer2025 clip on 2 cores.
 # Finished runs are kept in bench_out/bauer2025/runs.jsonl; re-running resumes.

@@ -7,6 +7,7 @@
     movierecon mask --recording sample|DIR --encoder sample|CKPT --out MASK.safetensors
     movierecon reconstruct --recording sample|DIR --trial I --encoder sample|CKPT --out F
     movierecon convert --encoder MODEL.pth|FOLDS_DIR --recording DIR [--mouse K] --out F
+    movierecon batch PLAN.toml --out DIR [--dry-run] [--scheduler ADDR | --cluster slurm]
     movierecon figures --out docs/figures
     movierecon view            # napari with the plugin and the in-silico sample open
 
@@ -461,6 +462,153 @@ def _add_convert_parser(commands) -> None:
     convert.set_defaults(run=run_convert)
 
 
+def _print_runs(runs, out_dir: Path) -> None:
+    from napari_movierecon.batch.table import result_path
+
+    for run in runs:
+        state = "done" if result_path(out_dir, run.key).is_file() else "to do"
+        print(f"{state:6s} {run.describe()}")
+
+
+def _print_estimate(runs, threads: int | None, parallel: int | None) -> None:
+    from napari_movierecon.batch.estimate import estimate
+
+    if not runs:
+        print("nothing to run: every run has its result file")
+        return
+    print(
+        f"measuring one step per encoder and preset ({threads or 'default'} torch threads) ...",
+        file=sys.stderr,
+    )
+    total = 0.0
+    for cost in estimate(runs, threads):
+        total += cost.run_s * cost.runs
+        print(
+            f"{cost.encoder} / {cost.preset}: {cost.step_s:.3f} s per step, "
+            f"~{cost.run_s:.1f} s per run x {cost.runs} runs"
+        )
+    line = f"estimated {total / 3600:.2f} h of worker time for {len(runs)} runs"
+    if parallel:
+        line += f"; ~{total / parallel / 3600:.2f} h on {parallel} parallel worker(s)"
+    print(line)
+
+
+def run_batch_command(args: argparse.Namespace) -> int:
+    """Exit status: 0 all runs done, 1 some failed (the count is printed), 130 Ctrl-C."""
+    from dataclasses import asdict
+    from dataclasses import replace as changed
+
+    from napari_movierecon.batch.cluster import connect, local_size
+    from napari_movierecon.batch.plan import cluster_options, load_plan
+    from napari_movierecon.batch.runner import run_batch, unfinished, write_table
+    from napari_movierecon.batch.runs import expand
+
+    plan = load_plan(args.plan)
+    workers = plan.workers
+    if args.workers is not None:
+        workers = changed(workers, n=args.workers)
+    if args.threads_per_worker is not None:
+        workers = changed(workers, threads=args.threads_per_worker)
+    flags = {
+        name: getattr(args, name)
+        for name in ("queue", "account", "cores", "memory", "walltime", "gpus", "jobs")
+        if getattr(args, name) is not None
+    }
+    cluster = plan.cluster
+    if flags:
+        values = {**asdict(plan.cluster), "job_extra": list(plan.cluster.job_extra), **flags}
+        cluster = cluster_options(values, "command-line cluster options")
+    runs = expand(plan)
+    todo = unfinished(runs, args.out)
+    print(f"{args.plan}: {len(runs)} runs, {len(runs) - len(todo)} already done", file=sys.stderr)
+    if args.dry_run:
+        _print_runs(runs, args.out)
+        if args.scheduler:  # its workers are unknown until connected
+            threads, parallel = workers.threads, None
+        elif args.cluster or plan.cluster.kind:
+            threads = max(1, cluster.cores // cluster.processes)
+            parallel = cluster.jobs * cluster.processes
+        else:
+            parallel, threads = local_size(workers, plan.device)
+        _print_estimate(todo, threads, parallel)
+        return 0
+    with connect(plan.device, workers, cluster, args.scheduler, args.cluster) as connection:
+        print(f"{connection.description}; {connection.dashboard}", file=sys.stderr)
+        outcome = run_batch(
+            runs,
+            args.out,
+            connection.client,
+            connection.torch_threads,
+            connection.exclusive,
+            progress=not args.no_progress,
+            figures=not args.no_figures,
+        )
+    rows = outcome.rows
+    if outcome.interrupted:  # count the runs that ended while the cluster was closing
+        rows, _ = write_table(runs, args.out, figures=not args.no_figures)
+    done = sum(row["status"] == "done" for row in rows)
+    print(
+        f"{done}/{len(runs)} runs done ({outcome.skipped} were already done), "
+        f"{outcome.failed} failed; wrote {args.out / 'summary.csv'} and {args.out / 'report.md'}"
+    )
+    if outcome.interrupted:
+        print(
+            "\ninterrupted: finished runs are kept; run the same command to resume", file=sys.stderr
+        )
+        return 130
+    if outcome.failed:
+        print(
+            f"error: {outcome.failed} of {len(todo)} runs failed (see {args.out / 'summary.csv'})",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _add_batch_parser(commands) -> None:
+    from napari_movierecon.batch.plan import CLUSTER_KINDS
+
+    batch = commands.add_parser(
+        "batch", help="run a plan of many reconstructions on Dask (laptop or cluster), resumably"
+    )
+    batch.add_argument("plan", type=Path, help="plan file (TOML; see docs/batch.md)")
+    batch.add_argument("--out", required=True, type=Path, help="batch folder (created; resumed)")
+    batch.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list the runs and estimate their cost; write nothing",
+    )
+    batch.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
+    batch.add_argument(
+        "--cluster",
+        choices=CLUSTER_KINDS,
+        default=None,
+        help="start workers as batch jobs (dask-jobqueue); options from the plan",
+    )
+    batch.add_argument("--workers", type=int, default=None, help="local worker processes")
+    batch.add_argument(
+        "--threads-per-worker",
+        type=int,
+        default=None,
+        help="torch threads per worker (each runs one run at a time)",
+    )
+    for name, kind, text in (
+        ("queue", str, "batch queue / partition"),
+        ("account", str, "account / project to charge"),
+        ("cores", int, "cores per job"),
+        ("memory", str, "memory per job, e.g. 32GB"),
+        ("walltime", str, "job wall time HH:MM:SS"),
+        ("gpus", int, "GPUs per job"),
+        ("jobs", int, "jobs to start"),
+    ):
+        batch.add_argument(
+            f"--{name}", type=kind, default=None, help=f"{text} (overrides the plan)"
+        )
+    batch.add_argument("--no-progress", action="store_true", help="no progress bar")
+    batch.add_argument("--no-figures", action="store_true", help="summary and report only")
+    batch.set_defaults(run=run_batch_command)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="movierecon",
@@ -559,6 +707,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_mouse_option(rec)
     rec.set_defaults(run=run_reconstruct)
 
+    _add_batch_parser(commands)
+
     mask = commands.add_parser(
         "mask", help="estimate where the neurons look: update and evaluation masks in one file"
     )
@@ -593,16 +743,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    run: Callable[[argparse.Namespace], None] = args.run
+    run: Callable[[argparse.Namespace], int | None] = args.run
     try:
-        run(args)
+        code = run(args)
     except MovieReconError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("\ninterrupted; nothing was written", file=sys.stderr)
         return 130
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

@@ -1,18 +1,21 @@
-"""npe2 reader: Sensorium mouse folders and saved reconstruction files.
+"""npe2 reader: Sensorium mouse folders, saved reconstruction files and batch folders.
 
 A folder opens as its first held-out trial's ground truth and the neuron map (the
 recording widget adopts them); a reconstruction file (``movierecon reconstruct
 --out``, or Save run in the Reconstruction dock) opens as its movie, ground truth,
 correlation map and mask, which the run widget lays out as one row beside the
-others (opening the same file again adds nothing).
+others (opening the same file again adds nothing); a batch folder
+(``movierecon batch --out``) docks its table (``batch_table``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from napari_movierecon._napari.batch_table import read_batch
 from napari_movierecon._napari.layers import map_scale_layer, neuron_map_layer, truth_layer
 from napari_movierecon._napari.session import TAG
+from napari_movierecon.batch.report import is_batch_folder
 from napari_movierecon.errors import MovieReconError
 from napari_movierecon.io.sensorium import SensoriumRecording
 from napari_movierecon.reconstruct.results import load_reconstruction
@@ -27,6 +30,8 @@ def get_reader(path):
     path = Path(path)
     if path.is_dir() and (path / "meta").is_dir() and (path / "data").is_dir():
         return read_recording
+    if path.is_dir() and is_batch_folder(path):
+        return read_batch
     if path.suffix == ".safetensors" and path.is_file():
         return read_reconstruction
     return None

@@ -30,6 +30,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_movierecon._napari.batch_send import open_batch_sender
 from napari_movierecon._napari.config_editor import ConfigEditor
 from napari_movierecon._napari.cost_confirm import CostGate
 from napari_movierecon._napari.run_status import RunState
@@ -84,6 +85,10 @@ class RunWidget(QWidget):
         self.cost.cleared.connect(self.start_run)
         # the newest run's progress is a line of text: progress bars (napari's activity
         # dock, QProgressBar) repaint the window synchronously, which holds the event loop
+        self.batch_button = QPushButton("Batch…")
+        self.batch_button.setToolTip(
+            "send this set-up with a list of trials or populations to a batch"
+        )
         self.status = QLabel("open a recording and pick a trial")
         self.status.setWordWrap(True)
         self.status.setMinimumHeight(2 * self.status.fontMetrics().height())
@@ -100,7 +105,7 @@ class RunWidget(QWidget):
         top.addRow("name", self.name_edit)
         # Run / Pause / Stop: other controls that act on starting runs go in this row
         self.buttons = QHBoxLayout()
-        for button in (self.run_button, self.pause_button, self.stop_button):
+        for button in (self.run_button, self.pause_button, self.stop_button, self.batch_button):
             self.buttons.addWidget(button)
         run_buttons = QHBoxLayout()
         run_buttons.addWidget(self.save_button)
@@ -140,6 +145,7 @@ class RunWidget(QWidget):
             signal.connect(self._draw_labels)
         self.session.mask_saved.connect(lambda path: self.mask_edit.setText(path))
         self.viewer.layers.events.inserted.connect(self._collect_saved)
+        self.batch_button.clicked.connect(lambda: open_batch_sender(self))
         self._sync_buttons()
         self._show_readiness()
 
