@@ -30,7 +30,7 @@ from napari_movierecon.batch.compose import compose_plan
 from napari_movierecon.batch.report import is_batch_folder
 from napari_movierecon.errors import MovieReconError
 from napari_movierecon.io.atomic import atomic_write
-from napari_movierecon.reconstruct.neurons import select_neurons
+from napari_movierecon.reconstruct.neurons import parse_population
 from napari_movierecon.sources import SAMPLE
 
 PLAN_NAME = "plan.toml"
@@ -111,8 +111,8 @@ class BatchSendWidget(QWidget):
         population = self.session.population
         if population is not None and not self.populations_edit.isModified():
             try:
-                select_neurons(
-                    population.spec, self.session.encoder.unit_ids, self.session.reliability
+                parse_population(population.spec).select(
+                    self.session.recording.neurons, self.session.reliability
                 )
                 self.populations_edit.setText(population.spec)
             except MovieReconError:  # drawn regions have no spec string a plan can hold

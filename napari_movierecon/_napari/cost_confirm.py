@@ -57,8 +57,15 @@ class CostGate(QLabel):
 
     @staticmethod
     def gates(encoder) -> bool:
-        """Whether runs of ``encoder`` wait for their estimate (encoders of at least
-        ``MEASURE_AT_ONCE_BELOW`` parameters, e.g. DwiseNeuro)."""
+        """Whether runs of ``encoder`` wait for their estimate: DwiseNeuro (window
+        encoders, hours per clip at full size) and any encoder of at least
+        ``MEASURE_AT_ONCE_BELOW`` parameters. Our FastEncoder runs start at once (Run
+        returns to the event loop; the job is built in the run's worker)."""
+        from napari_movierecon.encoders.dwiseneuro import DwiseNeuroEncoder
+
+        members = getattr(encoder, "members", [encoder])
+        if any(isinstance(member, DwiseNeuroEncoder) for member in members):
+            return True
         return sum(p.numel() for p in encoder.parameters()) >= MEASURE_AT_ONCE_BELOW
 
     def allows(self, job) -> bool:

@@ -47,11 +47,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from napari_movierecon.errors import MovieReconError
 from napari_movierecon.reconstruct.config import PRESETS, ReconstructionConfig
-from napari_movierecon.reconstruct.neurons import select_neurons
+from napari_movierecon.reconstruct.neurons import parse_population
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -265,12 +263,6 @@ def _string_list(check: _Checker, data: dict, key: str, default: list[str]) -> l
     return value
 
 
-# Stand-ins to check a population spec's syntax with the project's own parser before
-# any encoder is loaded (the real selection happens per run, on the run's encoder).
-_PROBE_IDS = np.arange(100_000)
-_PROBE_RELIABILITY = np.zeros(100_000)
-
-
 def _populations(check: _Checker, data: dict, base: Path) -> list[str]:
     specs = []
     for spec in _string_list(check, data, "populations", ["all"]):
@@ -287,7 +279,7 @@ def _populations(check: _Checker, data: dict, base: Path) -> list[str]:
             specs.append(f"ids:{resolved}")
             continue
         try:
-            select_neurons(spec, _PROBE_IDS, _PROBE_RELIABILITY)
+            parse_population(spec)
         except MovieReconError as err:
             check.add(f"population {spec!r}: {err}", None, 0, "populations")
         specs.append(spec)

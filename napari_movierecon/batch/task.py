@@ -26,13 +26,14 @@ from napari_movierecon.batch.table import (
     result_path,
     run_fields,
 )
+from napari_movierecon.encoders.checkpoint import check_neurons
 from napari_movierecon.errors import MovieReconError
 from napari_movierecon.reconstruct.job import ReconstructionJob
 from napari_movierecon.reconstruct.masks import cut_masks
 from napari_movierecon.reconstruct.neurons import (
-    Population,
+    Selection,
     encoder_reliability,
-    select_neurons,
+    parse_population,
 )
 from napari_movierecon.reconstruct.results import save_reconstruction
 from napari_movierecon.sources import open_encoder, open_recording
@@ -70,7 +71,10 @@ def worker_name() -> str:
 def build_job(run: Run) -> ReconstructionJob:
     recording = cached("recording", run.recording, open_recording)
     encoder = cached("encoder", run.encoder, open_encoder)
-    neurons = select_neurons(run.population, encoder.unit_ids, encoder_reliability(encoder))
+    check_neurons(encoder, recording.neurons.ids, recording.name)
+    neurons = Selection.of(
+        parse_population(run.population), recording.neurons, encoder_reliability(encoder)
+    )
     update_mask = eval_mask = mask_record = None
     if run.mask != NO_MASK:
         update_mask, eval_mask, mask_record = cut_masks(run.mask, run.config, encoder.frame_shape)
@@ -79,7 +83,7 @@ def build_job(run: Run) -> ReconstructionJob:
         trial=recording.trial(run.trial),
         encoder=encoder,
         encoder_source=run.encoder,
-        population=Population(run.population, run.population, neurons),
+        population=neurons,
         config=run.config,
         update_mask=update_mask,
         eval_mask=eval_mask,

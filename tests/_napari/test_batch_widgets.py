@@ -22,7 +22,7 @@ from napari_movierecon.errors import MovieReconError
 from napari_movierecon.insilico.mouse import InSilicoMouse, MouseSpec, TierLayout
 from napari_movierecon.insilico.population import PopulationSpec
 from napari_movierecon.insilico.simulate import SimulatedRecording, write_simulated
-from napari_movierecon.reconstruct.neurons import Population
+from napari_movierecon.reconstruct.neurons import AllNeurons, Selection
 from napari_movierecon.reconstruct.results import load_reconstruction
 from napari_movierecon.sources import open_encoder, open_recording
 
@@ -108,7 +108,7 @@ def test_run_widget_sends_its_setup_to_a_batch(make_napari_viewer, qtbot, tiny, 
     recording, encoder = open_recording(str(mouse)), open_encoder(str(encoder_path))
     session.set_recording(recording, str(mouse), encoder, str(encoder_path))
     session.set_trial(recording.trial(0))
-    session.set_population(Population("all", "all", np.arange(encoder.n_neurons)))
+    session.set_population(Selection(AllNeurons(), np.arange(encoder.n_neurons)))
     run_widget.editor.load_preset("fast")
     run_widget.editor.editors["iterations"].setValue(3)
 
