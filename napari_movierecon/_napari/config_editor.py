@@ -129,6 +129,8 @@ class ConfigEditor(QWidget):
             rows += [editor, problem]
         self.form = widgets.Container(widgets=rows, labels=True)
         self.form.margins = (0, 0, 0, 0)
+        for label in self.form.native.findChildren(QLabel):
+            label.setWordWrap(True)  # long field names take two lines on narrow docks
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.form.native)

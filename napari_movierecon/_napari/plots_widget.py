@@ -61,7 +61,7 @@ class PlotsWidget(QWidget):
             self.corr_plot.plot([], [], pen=pen, name=run.name),
             self.frame_plot.plot([], [], pen=pen, name=run.name),
         )
-        self.frame_plot.setXRange(0, run.movie_layer.data.shape[0])
+        self.frame_plot.setXRange(0, run.shape[0])
         run.status.events.iteration.connect(lambda *_: self._update(run))
 
     def remove_run(self, run) -> None:
@@ -73,10 +73,13 @@ class PlotsWidget(QWidget):
     def _update(self, run) -> None:
         if run not in self.curves or run.last is None:
             return
-        if run.caption:
-            self.corr_plot.setTitle(f"pixel correlation ({run.caption})")
+        if run.caption and run.caption not in self.corr_plot.getPlotItem().titleLabel.text:
+            # two short lines: a 1366-px window gives each plot ~440 px
+            self.corr_plot.setTitle(f"pixel correlation<br>({run.caption})", size="9pt")
             # per-frame correlations skip no frame
-            self.frame_plot.setTitle(f"per-frame correlation ({run.mask_name}; click: go to frame)")
+            self.frame_plot.setTitle(
+                f"per-frame correlation ({run.mask_name})<br>click: go to frame", size="9pt"
+            )
         loss_curve, corr_curve, frame_curve = self.curves[run]
         history = np.array(
             [(i, loss, np.nan if c is None else c) for i, loss, c in run.history], dtype=float

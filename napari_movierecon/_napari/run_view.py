@@ -7,6 +7,10 @@ engine's set-up and its iterations. The engine yields after every batch of windo
 Items arrive in the Qt thread, where the run's layers are updated in place (never
 re-added) and its ``RunStatus`` changes; widgets subscribe to that status.
 
+A live run's layers are added one per event-loop turn after Run returns: napari takes
+~50-150 ms to add one image layer (its vispy visual and layer controls), so adding them
+all in the Run click would hold the event loop for several hundred ms.
+
 A run saved to a reconstruction file and opened again is a RunView too (``saved``):
 same layers and layout, no worker.
 """
@@ -20,10 +24,12 @@ import numpy as np
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_info
 from psygnal import Signal
+from qtpy.QtCore import QTimer
 
 from napari_movierecon._napari.run_status import RunState, RunStatus
-from napari_movierecon._napari.session import TAG, panel_translate
+from napari_movierecon._napari.session import TAG, keep_active_layer, panel_translate
 from napari_movierecon.errors import MovieReconError
+from napari_movierecon.reconstruct.allocator import release_freed_memory
 from napari_movierecon.reconstruct.engine import GRAY_LEVEL, Snapshot
 from napari_movierecon.reconstruct.job import ReconstructionJob
 from napari_movierecon.reconstruct.results import save_reconstruction
@@ -65,20 +71,29 @@ def correlation_caption(mask: str, skipped_frames: int) -> str:
 
 class RunView:
     """A run named ``name`` from ``recording`` trial ``trial``, drawn as one row of the
-    side-by-side layout. ``layers`` maps a role (reconstruction, correlation_map, mask,
-    label; truth for saved runs) to its layer; ``history`` holds (iteration, loss, pixel
-    correlation) per snapshot; ``last`` the latest Snapshot; ``status`` the evented state.
+    side-by-side layout. ``shape`` is its movie's (T, H, W); ``layers`` maps a role
+    (reconstruction, correlation_map, mask; truth for saved runs) to its layer (a live
+    run's arrive after Run returns; ``layers_added`` says when all are there);
+    ``history`` holds (iteration, loss, pixel correlation) per snapshot; ``last`` the
+    latest Snapshot; ``status`` the evented state.
     """
 
     updated = Signal(object)
     ended = Signal(object)
+    layers_added = Signal(object)
 
-    def __init__(self, viewer, name: str, recording: str, trial: int, layers: dict) -> None:
+    def __init__(
+        self, viewer, name: str, recording: str, trial: int, layers: dict, info: dict, shape
+    ) -> None:
         self.viewer = viewer
         self.name = name
         self.recording = recording
         self.trial = trial
         self.layers = layers
+        self.info = info  # what every layer's metadata carries (run, recording, trial, ...)
+        self.shape = tuple(shape)
+        self.removed = False
+        self._steps: list[Callable[[], None]] = []  # layers still to add, one per turn
         self.status = RunStatus()
         self.history: list[tuple[int, float, float | None]] = []
         self.last: Snapshot | None = None
@@ -87,32 +102,19 @@ class RunView:
         self.caption = ""  # ... and the frames they skip, shown with every correlation
         self.file: Path | None = None
         self.row, self.shown = 0, True  # where the layout put it (see Session.arrange)
+        self.colorbar = False
         self._worker = None
 
     # -- construction ----------------------------------------------------------------
     @classmethod
     def live(cls, viewer, name: str, trial, recording: str, info: dict) -> RunView:
-        """Gray reconstruction and empty correlation-map layers for a run about to start
-        on ``trial`` (its movie gives the shape); ``info`` goes into their metadata."""
-        shape = trial.movie.shape
+        """A run about to start on ``trial`` (its movie gives the shape); ``info`` goes
+        into its layers' metadata. Its layers, a gray reconstruction and an empty
+        correlation map (or the latest snapshot's), are added by ``add_layers``."""
         info = {"run": name, "recording": recording, "trial": trial.index, **info}
-        layers = {
-            "reconstruction": viewer.add_image(
-                np.full(shape, GRAY_LEVEL, dtype=np.float32),
-                name=f"{name} reconstruction",
-                colormap="gray",
-                contrast_limits=(0.0, 255.0),
-                metadata={TAG: {"role": "reconstruction", **info}},
-            ),
-            "correlation_map": viewer.add_image(
-                np.zeros(shape[1:], dtype=np.float32),
-                name=f"{name} correlation map",
-                colormap=CORRELATION_COLORMAP,
-                contrast_limits=(-1.0, 1.0),
-                metadata={TAG: {"role": "correlation_map", **info}},
-            ),
-        }
-        return cls(viewer, name, recording, trial.index, layers)
+        run = cls(viewer, name, recording, trial.index, {}, info, trial.movie.shape)
+        run._steps = [run._add_movie_layer, run._add_map_layer, run._show_colorbar]
+        return run
 
     @classmethod
     def saved(cls, viewer, layers: dict, file: Path) -> RunView:
@@ -120,7 +122,9 @@ class RunView:
         record = layers["reconstruction"].metadata[TAG]["record"]
         metrics = record.get("metrics", {})
         name = f"{file.stem} (saved, trial {record.get('trial')})"
-        run = cls(viewer, name, record.get("recording"), record.get("trial"), layers)
+        info = {k: v for k, v in layers["reconstruction"].metadata[TAG].items() if k != "role"}
+        shape = layers["reconstruction"].data.shape
+        run = cls(viewer, name, record.get("recording"), record.get("trial"), layers, info, shape)
         run.file = file
         done = RunState.FINISHED if record.get("completed") else RunState.STOPPED
         run.status.iteration = int(record.get("iterations_done", 0))
@@ -145,22 +149,92 @@ class RunView:
     def mask_layer(self):
         return self.layers.get("mask")
 
+    @property
+    def complete(self) -> bool:
+        """Whether every layer of the run is in the viewer."""
+        return not self._steps and "correlation_map" in self.layers
+
     def place(self, row: int, visible: bool, colorbar: bool = False) -> None:
         """Put the run's panels in ``row`` of the layout; hide them when not ``visible``;
-        ``colorbar``: show the correlation colour bar (one for all runs: same scale)."""
-        self.row, self.shown = row, visible
-        frame_shape = self.movie_layer.data.shape[-2:]
-        # each change redraws the canvas: change only what differs
+        ``colorbar``: show the correlation colour bar (one for all runs: same scale).
+        Layers added later are placed the same way."""
+        self.row, self.shown, self.colorbar = row, visible, colorbar
         for role, layer in self.layers.items():
-            offset = (0.0,) * (layer.ndim - 2) + panel_translate(row, COLUMNS[role], frame_shape)
-            if not np.array_equal(layer.translate, offset):
-                layer.translate = offset
-            if layer.visible != visible:
-                layer.visible = visible
-        bar, show = self.map_layer.colorbar, visible and colorbar
-        bar.position = "bottom_left"  # below the neuron map, not on a panel
+            self._place_layer(role, layer)
+        if "correlation_map" in self.layers and self._show_colorbar not in self._steps:
+            self._show_colorbar()
+
+    def _place_layer(self, role: str, layer) -> None:
+        # each change redraws the canvas: change only what differs
+        offset = panel_translate(self.row, COLUMNS[role], self.shape[-2:])
+        offset = (0.0,) * (layer.ndim - 2) + offset
+        if not np.array_equal(layer.translate, offset):
+            layer.translate = offset
+        if layer.visible != self.shown:
+            layer.visible = self.shown
+
+    def _show_colorbar(self) -> None:
+        bar, show = self.map_layer.colorbar, self.shown and self.colorbar
         if bar.visible != show:
+            bar.position = "bottom_left"  # below the neuron map, not on a panel
             bar.visible = show
+
+    # -- layers, one per event-loop turn ---------------------------------------------
+    def add_layers(self) -> None:
+        """Add the run's missing layers, one per event-loop turn, then emit
+        ``layers_added``; does nothing once the run is removed."""
+        if self.removed:
+            return
+        if self._steps:
+            with keep_active_layer(self.viewer):
+                self._steps.pop(0)()
+            QTimer.singleShot(0, self.add_layers)
+        else:
+            self.layers_added.emit(self)
+
+    def _metadata(self, role: str) -> dict:
+        return {TAG: {"role": role, **self.info}}
+
+    def _add_movie_layer(self) -> None:
+        if self.last is None:
+            movie = np.full(self.shape, GRAY_LEVEL, dtype=np.float32)
+        else:
+            movie = self.last.movie.astype(np.float32, copy=False)
+        layer = self.viewer.add_image(
+            movie,
+            name=f"{self.name} reconstruction",
+            colormap="gray",
+            contrast_limits=(0.0, 255.0),
+            metadata=self._metadata("reconstruction"),
+        )
+        self._adopt("reconstruction", layer)
+        if self.job is not None and self.job.eval_mask is not None:
+            self._steps.insert(0, self._add_mask_layer)
+
+    def _add_map_layer(self) -> None:
+        layer = self.viewer.add_image(
+            self._map_data(),
+            name=f"{self.name} correlation map",
+            colormap=CORRELATION_COLORMAP,
+            contrast_limits=(-1.0, 1.0),
+            metadata=self._metadata("correlation_map"),
+        )
+        self._adopt("correlation_map", layer)
+
+    def _add_mask_layer(self) -> None:
+        """The evaluation mask over the run's reconstruction panel."""
+        layer = _mask_layer(self.viewer, self.job.eval_mask, self.name, self.info)
+        self._adopt("mask", layer)
+
+    def _adopt(self, role: str, layer) -> None:
+        self.layers[role] = layer
+        self._place_layer(role, layer)
+
+    def _map_data(self) -> np.ndarray:
+        """The latest correlation map (NaN, e.g. constant pixels, shown as 0), (H, W)."""
+        if self.last is None or self.last.correlation_map is None:
+            return np.zeros(self.shape[1:], dtype=np.float32)
+        return np.nan_to_num(self.last.correlation_map).astype(np.float32)
 
     def rename(self, name: str) -> None:
         """Give the run a new name: its layers follow (the canvas labels are redrawn by
@@ -171,6 +245,7 @@ class RunView:
         for layer in self.layers.values():
             layer.name = layer.name.replace(self.name, name, 1)
             layer.metadata[TAG]["run"] = name
+        self.info["run"] = name
         self.name = name
 
     # -- control ---------------------------------------------------------------------
@@ -184,14 +259,6 @@ class RunView:
         worker.finished.connect(self._on_finished)
         self._worker = worker
         worker.start()
-
-    def _add_mask_layer(self, mask: np.ndarray) -> None:
-        """The evaluation mask over the run's reconstruction panel."""
-        info = {k: v for k, v in self.movie_layer.metadata[TAG].items() if k != "role"}
-        layer = _mask_layer(self.viewer, mask, self.name, info)
-        layer.translate = self.movie_layer.translate[-2:]
-        layer.visible = self.movie_layer.visible
-        self.layers["mask"] = layer
 
     def pause(self) -> None:
         if self.status.state == RunState.RUNNING:
@@ -225,12 +292,14 @@ class RunView:
 
     # -- streaming -------------------------------------------------------------------
     def _on_item(self, item) -> None:
-        if not self.layers:  # removed while the worker was ending
+        if self.removed:  # removed while the worker was ending
             return
         if isinstance(item, ReconstructionJob):
             self.job = item
-            if item.eval_mask is not None:  # known once the mask file is read
-                self._add_mask_layer(item.eval_mask)
+            # the mask is known once the mask file is read: it goes over the movie layer
+            if item.eval_mask is not None and "reconstruction" in self.layers:
+                with keep_active_layer(self.viewer):
+                    self._add_mask_layer()
             if self.status.state == RunState.STARTING:
                 self.status.state = RunState.RUNNING
             return
@@ -242,10 +311,12 @@ class RunView:
             self.mask_name = "evaluation mask" if self.job.eval_mask is not None else "full frame"
             self.caption = correlation_caption(self.mask_name, snapshot.skip_frames)
         self.history.append((snapshot.iteration, snapshot.loss, snapshot.pixel_correlation))
-        self.movie_layer.data = snapshot.movie.astype(np.float32, copy=False)
-        if snapshot.correlation_map is not None:
-            self.map_layer.data = np.nan_to_num(snapshot.correlation_map).astype(np.float32)
-        self.movie_layer.metadata[TAG]["iteration"] = snapshot.iteration
+        self.info["iteration"] = snapshot.iteration
+        if "reconstruction" in self.layers:
+            self.movie_layer.data = snapshot.movie.astype(np.float32, copy=False)
+            self.movie_layer.metadata[TAG]["iteration"] = snapshot.iteration
+        if "correlation_map" in self.layers and snapshot.correlation_map is not None:
+            self.map_layer.data = self._map_data()
         self.status.loss = snapshot.loss
         self.status.correlation = snapshot.pixel_correlation
         self.updated.emit(snapshot)
@@ -282,8 +353,10 @@ class RunView:
         """The reproducible record of the result so far, kept in the layers' metadata."""
         result = self.result()
         if result is not None:
-            for layer in (self.movie_layer, self.map_layer):
-                layer.metadata[TAG]["record"] = result.record
+            self.info["record"] = result.record
+            for role in ("reconstruction", "correlation_map"):
+                if role in self.layers:
+                    self.layers[role].metadata[TAG]["record"] = result.record
 
     def _end(self, state: RunState) -> None:
         if not self.active:
@@ -300,13 +373,18 @@ class RunView:
         """Stop the worker if any, take the layers out of the viewer and drop every
         reference to the run's arrays (movie, job, engine), so their memory returns."""
         self.stop()
+        self.removed = True
+        self._steps = []
+        if self._worker is not None and self._worker.is_running:
+            # its arrays are freed when the worker ends: give the memory back then
+            self._worker.finished.connect(release_freed_memory)
         for layer in self.layers.values():
             if layer in self.viewer.layers:
                 self.viewer.layers.remove(layer)
         self.layers = {}
         self.job = self.last = None
         self.history = []
-        for signal in (self.status.events, self.updated, self.ended):
+        for signal in (self.status.events, self.updated, self.ended, self.layers_added):
             signal.disconnect()  # subscribers' closures hold the run
 
 

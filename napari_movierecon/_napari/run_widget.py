@@ -35,12 +35,14 @@ from napari_movierecon._napari.config_editor import ConfigEditor
 from napari_movierecon._napari.cost_confirm import CostGate
 from napari_movierecon._napari.run_status import RunState
 from napari_movierecon._napari.run_view import RunView, label_positions
-from napari_movierecon._napari.session import TAG, find_layer, session_for
+from napari_movierecon._napari.session import TAG, find_layer, keep_active_layer, session_for
 from napari_movierecon.errors import MovieReconError
 from napari_movierecon.reconstruct.job import ReconstructionJob
 from napari_movierecon.reconstruct.masks import cut_masks
 
 SAVED_ROLES = {"reconstruction", "run_truth", "correlation_map", "mask"}
+# the run names on the canvas, at the top-left corner of their panels
+LABEL_TEXT = {"string": "{label}", "anchor": "upper_left", "color": "yellow", "size": 9}
 
 
 def make_job(session_values: dict, config, mask_path: str) -> ReconstructionJob:
@@ -142,6 +144,12 @@ class RunWidget(QWidget):
             self.session.run_removed,
         ):
             signal.connect(self._list_runs)
+        # a new run's label comes with its layers (_layers_added)
+        for signal in (
+            self.session.trial_changed,
+            self.session.recording_changed,
+            self.session.run_removed,
+        ):
             signal.connect(self._draw_labels)
         self.session.mask_saved.connect(lambda path: self.mask_edit.setText(path))
         self.viewer.layers.events.inserted.connect(self._collect_saved)
@@ -209,12 +217,17 @@ class RunWidget(QWidget):
         }
         run = RunView.live(self.viewer, name, values["trial"], values["recording"].name, info)
         run.status.events.connect(partial(self._on_status, run))
+        run.layers_added.connect(self._layers_added)
         self.current = run
         self.session.add_run(run)
         run.start(partial(make_job, values, config, mask_path), config.iterations)
-        self.viewer.reset_view()  # bring the new run's panels into view
+        QTimer.singleShot(0, run.add_layers)  # after this click has returned
         self.name_edit.clear()
         return run
+
+    def _layers_added(self, run: RunView) -> None:
+        self._draw_labels()
+        self.viewer.reset_view()  # bring the new run's panels into view
 
     def _unique(self, name: str) -> str:
         """``name``, or ``name (2)``, ... if a run already has it (layer names are keys)."""
@@ -315,27 +328,31 @@ class RunWidget(QWidget):
 
     def _draw_labels(self, *_) -> None:
         """Every shown run's name on the canvas, over its reconstruction and its map (one
-        points layer for all runs: a layer per run would cost a layer add per Run)."""
-        shown = [run for run in self.runs if run.shown and run.layers]
-        positions = [label_positions(run.row, run.movie_layer.data.shape[-2:]) for run in shown]
+        points layer for all runs, kept when empty: adding a layer costs ~100 ms)."""
+        shown = [run for run in self.runs if run.shown and run.complete]
+        positions = [label_positions(run.row, run.shape[-2:]) for run in shown]
         data = np.concatenate(positions) if positions else np.empty((0, 2))
         names = [run.name for run in shown for _ in range(2)]
         layer = find_layer(self.viewer, "run_labels")
-        if not shown:
-            if layer is not None:
-                self.viewer.layers.remove(layer)
+        if layer is None and not shown:
             return
         if layer is None:
-            layer = self.viewer.add_points(
-                data,
-                name="run labels",
-                features={"label": names},
-                text={"string": "{label}", "anchor": "upper_left", "color": "yellow", "size": 9},
-                size=0.1,
-                face_color="transparent",
-                border_width=0,
-                metadata={TAG: {"role": "run_labels"}},
-            )
+            with keep_active_layer(self.viewer):
+                layer = self.viewer.add_points(
+                    data,
+                    name="run labels",
+                    features={"label": names},
+                    text={
+                        "string": "{label}",
+                        "anchor": "upper_left",
+                        "color": "yellow",
+                        "size": 9,
+                    },
+                    size=0.1,
+                    face_color="transparent",
+                    border_width=0,
+                    metadata={TAG: {"role": "run_labels"}},
+                )
         else:
             layer.data = data
             layer.features = {"label": names}
@@ -406,6 +423,7 @@ class RunWidget(QWidget):
             layers["truth"] = layers.pop("run_truth", None)
             run = RunView.saved(self.viewer, {k: v for k, v in layers.items() if v}, Path(file))
             self.session.add_run(run)
+        self._draw_labels()
         self.viewer.reset_view()
 
     def _browse_mask(self) -> None:

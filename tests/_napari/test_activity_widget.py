@@ -42,7 +42,9 @@ def test_a_run_adds_its_prediction_and_the_csv_holds_all_three(ready, qtbot, tmp
     ready.set_params(iterations=2, members=1, snapshot_every=1)
     run = ready.run.start_run()
     assert widget.run_box.currentText() == run.name
-    qtbot.waitUntil(lambda: not run.active and not run.worker.is_running, timeout=120_000)
+    qtbot.waitUntil(
+        lambda: not run.active and not run.worker.is_running and run.complete, timeout=120_000
+    )
     qtbot.waitUntil(
         lambda: widget.activity is not None and widget.activity.iteration == 2, timeout=60_000
     )

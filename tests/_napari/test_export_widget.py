@@ -56,7 +56,9 @@ def test_gif_reads_back_as_displayed(ready, tmp_path):
 def test_side_by_side_mp4_of_a_run_with_its_record(ready, tmp_path, qtbot):
     ready.set_params(iterations=2, members=1, snapshot_every=1)
     run = ready.run.start_run()
-    qtbot.waitUntil(lambda: not run.active and not run.worker.is_running, timeout=120_000)
+    qtbot.waitUntil(
+        lambda: not run.active and not run.worker.is_running and run.complete, timeout=120_000
+    )
     truth = ready.viewer.layers[0]
     names = [truth.name, run.movie_layer.name, run.map_layer.name]
     widget = _setup(ready, tmp_path, "mp4", names)

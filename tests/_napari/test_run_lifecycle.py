@@ -23,7 +23,9 @@ SHORT = {"members": 1, "snapshot_every": 1}
 
 
 def _finish(qtbot, run, timeout=120_000):
-    qtbot.waitUntil(lambda: not run.active and not run.worker.is_running, timeout=timeout)
+    qtbot.waitUntil(
+        lambda: not run.active and not run.worker.is_running and run.complete, timeout=timeout
+    )
 
 
 def _other_trial(ready) -> int:
@@ -62,9 +64,15 @@ def test_run_returns_before_the_job_and_engine_are_built(ready, qtbot, monkeypat
     monkeypatch.setattr(run_widget_module, "make_job", recording_make_job)
     monkeypatch.setattr(ReconstructionJob, "start", recording_start)
     ready.set_params(iterations=1, **SHORT)
+    layers = len(ready.viewer.layers)
     run = ready.run.start_run()
     assert run.state in (RunState.STARTING, RunState.RUNNING)
     assert not ready.run.run_button.isEnabled() and ready.run.stop_button.isEnabled()
+    # napari's layer adds (~100 ms each) come after the click, one per event-loop turn
+    assert len(ready.viewer.layers) == layers and ready.run.run_list.count() == 1
+    with qtbot.waitSignal(run.layers_added, timeout=10_000):
+        pass
+    assert {"reconstruction", "correlation_map"} <= set(run.layers)
     _finish(qtbot, run)
     assert run.state == RunState.FINISHED
     main = threading.main_thread()

@@ -11,13 +11,17 @@ SHORT = {"members": 1, "snapshot_every": 1}
 
 
 def _wait_finished(qtbot, run, timeout=120_000):
-    qtbot.waitUntil(lambda: not run.active and not run.worker.is_running, timeout=timeout)
+    qtbot.waitUntil(
+        lambda: not run.active and not run.worker.is_running and run.complete, timeout=timeout
+    )
 
 
 def test_a_run_streams_into_the_same_layers(ready, qtbot):
-    ready.set_params(iterations=4, **SHORT)
+    ready.set_params(iterations=6, **SHORT)
     layers_before = len(ready.viewer.layers)
     run = ready.run.start_run()
+    with qtbot.waitSignal(run.layers_added, timeout=10_000):
+        pass  # the run's layers arrive after Run has returned
     movie_layer, map_layer = run.movie_layer, run.map_layer
     seen = []
     run.updated.connect(
@@ -42,7 +46,7 @@ def test_a_run_streams_into_the_same_layers(ready, qtbot):
     assert movie_layer.data.dtype == np.float32
     np.testing.assert_array_equal(movie_layer.data, run.last.movie)
     record = movie_layer.metadata[TAG]["record"]
-    assert record["completed"] and record["iterations_done"] == 4
+    assert record["completed"] and record["iterations_done"] == 6
     assert record["population"] == {"kind": "all", "name": "all"}
     # the plots follow: one point per snapshot, per-frame curve over the whole trial
     loss_curve, corr_curve, frame_curve = ready.plots.curves[run]
