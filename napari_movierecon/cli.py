@@ -28,6 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from napari_movierecon.errors import MovieReconError
+from napari_movierecon.io.atomic import check_target
 
 EXIT_USAGE = 2
 
@@ -84,6 +85,7 @@ def run_simulate(args: argparse.Namespace) -> None:
         write_simulated,
     )
 
+    check_target(args.out, args.overwrite, folder=True)
     started = time.perf_counter()
     print(f"building in-silico mouse (seed {args.seed}) ...", file=sys.stderr, flush=True)
     mouse = sample_mouse(_mouse_spec(args))
@@ -152,8 +154,7 @@ def run_train(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     if args.members < 1:
         raise MovieReconError("--members must be >= 1")
-    if args.out.exists() and not args.overwrite:
-        raise MovieReconError(f"{args.out}: already exists; pass --overwrite to replace it")
+    check_target(args.out, args.overwrite, folder=True)
     recording = open_recording(args.recording)
     cache = TrialCache(recording)
     members, records = [], []
@@ -193,6 +194,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.json is not None:
+        check_target(args.json, args.overwrite)
     recording = open_recording(args.recording)
     encoder = _open_encoder(args, recording)
     check_neurons(encoder, recording.neurons.ids, recording.name)
@@ -226,7 +229,12 @@ def run_evaluate(args: argparse.Namespace) -> None:
             {"recording": recording.name, "encoder": str(args.encoder), "results": summaries},
             indent=1,
         )
-        atomic_write(args.json, lambda handle: handle.write(text.encode()))
+        atomic_write(
+            args.json,
+            lambda handle: handle.write(text.encode()),
+            overwrite=args.overwrite,
+            error=MovieReconError,
+        )
 
 
 def _load_mask(path: Path | None):
@@ -265,17 +273,6 @@ def _masks_for(args: argparse.Namespace, config, frame_shape, recording_name: st
     return update, evaluation, record
 
 
-def _check_output(out: Path, overwrite: bool) -> None:
-    """Fail before long work if ``out`` cannot be written."""
-    import os
-
-    if out.exists() and not overwrite:
-        raise MovieReconError(f"{out}: already exists; pass --overwrite to replace it")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise MovieReconError(f"{out}: cannot write into {parent}")
-
-
 def run_reconstruct(args: argparse.Namespace) -> None:
     import torch
 
@@ -294,7 +291,7 @@ def run_reconstruct(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     if args.mask is not None and (args.update_mask is not None or args.eval_mask is not None):
         raise MovieReconError("--mask cannot be combined with --update-mask or --eval-mask")
-    _check_output(args.out, args.overwrite)
+    check_target(args.out, args.overwrite)
     changes = {"device": args.device}
     if args.iterations is not None:
         changes["iterations"] = args.iterations
@@ -359,7 +356,7 @@ def run_mask(args: argparse.Namespace) -> None:
         raise MovieReconError("--iterations applies to --method transparency only")
     if args.iterations is not None and args.iterations < 1:
         raise MovieReconError("--iterations must be >= 1")
-    _check_output(args.out, args.overwrite)
+    check_target(args.out, args.overwrite)
     recording = open_recording(args.recording)
     encoder = _open_encoder(args, recording)
     check_neurons(encoder, recording.neurons.ids, recording.name)
@@ -418,8 +415,8 @@ def run_convert(args: argparse.Namespace) -> None:
     from napari_movierecon.encoders.argus_checkpoint import convert_argus
     from napari_movierecon.sources import open_recording
 
+    check_target(args.out, args.overwrite, folder=Path(args.encoder).is_dir())
     recording = open_recording(args.recording)
-    _check_output(args.out, args.overwrite)
     out = convert_argus(
         args.encoder,
         args.out,
@@ -673,6 +670,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", default="cpu", help="cpu or cuda")
     evaluate.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     evaluate.add_argument("--json", type=Path, default=None, help="also write the means here")
+    evaluate.add_argument("--overwrite", action="store_true", help="replace an existing --json")
     _add_mouse_option(evaluate)
     evaluate.set_defaults(run=run_evaluate)
 

@@ -100,7 +100,9 @@ def read_record(path: Path) -> dict | None:
 
 def write_failure(out_dir: str | Path, row: dict) -> None:
     text = json.dumps(row, indent=1).encode()
-    atomic_write(failure_path(out_dir, row["key"]), lambda handle: handle.write(text))
+    atomic_write(
+        failure_path(out_dir, row["key"]), lambda handle: handle.write(text), overwrite=True
+    )
 
 
 def clear_failure(out_dir: str | Path, key: str) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from safetensors import SafetensorError, safe_open
 
 from napari_movierecon.errors import MovieReconError
-from napari_movierecon.io.atomic import atomic_write
+from napari_movierecon.io.atomic import atomic_write, check_target
 
 # What a corrupt, truncated or foreign file can raise while being read.
 READ_ERRORS = (SafetensorError, OSError, ValueError, RuntimeError)
@@ -82,11 +82,9 @@ def write_record_file(
     """Write ``tensors`` and ``record`` (format and version added) with ``serialize``
     (safetensors' numpy or torch ``save``) to ``path`` atomically; an existing file
     is replaced only when ``overwrite``."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise error(f"{path}: already exists; pass overwrite=True / --overwrite")
+    path = check_target(path, overwrite, error)
     full = {"format": file_format, "format_version": version, **record}
     full.update(format=file_format, format_version=version)
     data = serialize(tensors, metadata={METADATA_KEY: json.dumps(full)})
-    atomic_write(path, lambda handle: handle.write(data), error=error)
+    atomic_write(path, lambda handle: handle.write(data), overwrite=overwrite, error=error)
     return path
