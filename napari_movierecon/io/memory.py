@@ -7,7 +7,15 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from napari_movierecon.errors import RecordingError
-from napari_movierecon.recording import KNOWN_TIERS, VARIABLES, Neurons, Recording, Trial
+from napari_movierecon.recording import (
+    KNOWN_TIERS,
+    RESPONSE_RANGE,
+    VARIABLES,
+    Neurons,
+    Recording,
+    Trial,
+    check_values,
+)
 
 #: Tiers whose trials must carry responses; the test tiers may withhold them.
 TIERS_WITH_RESPONSES = ("train", "oracle")
@@ -137,6 +145,9 @@ def _check_trial(
         traces[key] = _frozen_float32(f"{where} {key}", fields[key])
         if traces[key].shape != (2, length):
             raise RecordingError(f"{where} {key} must be (2, T={length}), got {traces[key].shape}")
+    for key, values in (("movie", movie), ("responses", responses), *traces.items()):
+        if values is not None:
+            check_values(f"{where} {key}", values, RESPONSE_RANGE if key == "responses" else None)
     return Trial(index, tier, movie, responses, traces["behavior"], traces["pupil_center"], extras)
 
 
