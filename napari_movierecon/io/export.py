@@ -50,6 +50,7 @@ import tifffile
 
 from napari_movierecon.errors import MovieReconError
 from napari_movierecon.io.atomic import check_target, fill, staged_files
+from napari_movierecon.io.npy import load_npy, regular_file
 
 SUPPORTED_SUFFIXES = (".npy", ".tif", ".tiff", ".mp4", ".gif")
 # Black columns between side-by-side panels (before scaling).
@@ -588,8 +589,7 @@ def read_frames(path: str | os.PathLike) -> np.ndarray:
     """
     path = Path(path)
     fmt = _format_of(path)
-    if not path.is_file():
-        raise MovieReconError(f"{path}: no such file")
+    regular_file(path, "exported file")
     readers = {"npy": _read_npy, "tiff": tifffile.imread, "gif": _read_gif, "mp4": _read_mp4}
     try:
         return readers[fmt](path)
@@ -598,7 +598,7 @@ def read_frames(path: str | os.PathLike) -> np.ndarray:
 
 
 def _read_npy(path: Path) -> np.ndarray:
-    return np.load(path, allow_pickle=False)
+    return load_npy(path, "fiub")
 
 
 def _read_gif(path: Path) -> np.ndarray:
