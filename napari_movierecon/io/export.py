@@ -570,13 +570,13 @@ def export_frames(
     if record is not None:
         sidecar = _sidecar_text(path, fmt, ready, fps, layout, first_frame, record)
 
-    try:
-        with staged_files(targets, overwrite) as temps:
+    with staged_files(targets, overwrite) as temps:
+        try:
             _WRITERS[fmt](temps[0], ready, layout, fps)
             if sidecar is not None:
                 fill(temps[1], lambda handle: handle.write(sidecar.encode("utf-8")))
-    except (OSError, RuntimeError, ValueError) as err:
-        raise MovieReconError(f"{path}: cannot save ({_encoder_reason(err)})") from err
+        except (OSError, RuntimeError, ValueError) as err:
+            raise MovieReconError(f"{path}: cannot save ({_encoder_reason(err)})") from err
     return targets
 
 
