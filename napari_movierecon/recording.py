@@ -107,6 +107,8 @@ def valid_length(array: np.ndarray, time_axis: int = -1) -> int:
 # Responses are deconvolved activity or spike-rate-like: never meaningfully negative
 # (a small tolerance for rounding) and far below this bound in any real recording.
 RESPONSE_RANGE = (-1e-3, 1e6)
+# Movies are gray levels 0..255 (half a level of slack for resampled movies).
+MOVIE_RANGE = (-0.5, 255.5)
 
 
 def check_values(what: str, values: np.ndarray, value_range: tuple[float, float] | None = None):

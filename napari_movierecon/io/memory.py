@@ -9,6 +9,7 @@ import numpy as np
 from napari_movierecon.errors import RecordingError
 from napari_movierecon.recording import (
     KNOWN_TIERS,
+    MOVIE_RANGE,
     RESPONSE_RANGE,
     VARIABLES,
     Neurons,
@@ -147,7 +148,8 @@ def _check_trial(
             raise RecordingError(f"{where} {key} must be (2, T={length}), got {traces[key].shape}")
     for key, values in (("movie", movie), ("responses", responses), *traces.items()):
         if values is not None:
-            check_values(f"{where} {key}", values, RESPONSE_RANGE if key == "responses" else None)
+            ranges = {"responses": RESPONSE_RANGE, "movie": MOVIE_RANGE}
+            check_values(f"{where} {key}", values, ranges.get(key))
     return Trial(index, tier, movie, responses, traces["behavior"], traces["pupil_center"], extras)
 
 

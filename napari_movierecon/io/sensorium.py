@@ -20,6 +20,7 @@ from napari_movierecon.io.memory import STATISTICS, TIERS_WITH_RESPONSES, Statis
 from napari_movierecon.io.npy import load_npy, npy_header
 from napari_movierecon.recording import (
     KNOWN_TIERS,
+    MOVIE_RANGE,
     PADDED_LENGTH,
     RESPONSE_RANGE,
     VARIABLES,
@@ -219,6 +220,11 @@ class SensoriumRecording(Recording):
         length = valid_length(video, time_axis=-1)
         if length == 0:
             raise RecordingError(f"{video_path}: contains no valid frames (all NaN)")
+        if not np.isnan(video[:, :, length:]).all():
+            raise RecordingError(
+                f"{video_path} (trial {index}): frame {length} holds NaN but later frames do "
+                "not (NaN may only pad the end of a trial)"
+            )
         movie = np.array(video[:, :, :length].transpose(2, 0, 1), dtype=np.float32, order="C")
         if responses is not None:
             responses = np.array(responses[:, :length], dtype=np.float32)
@@ -234,7 +240,7 @@ class SensoriumRecording(Recording):
                 check_values(
                     f"{self._folder / data_file(variable, index)} (trial {index})",
                     values,
-                    RESPONSE_RANGE if variable == "responses" else None,
+                    {"responses": RESPONSE_RANGE, "videos": MOVIE_RANGE}.get(variable),
                 )
         return Trial(
             index=index,
