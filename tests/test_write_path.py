@@ -221,3 +221,21 @@ def test_killed_at_every_rename_leaves_old_or_new_set(tmp_path, scenario):
     else:
         pytest.fail("the commit never finished")
     assert kill_at > 2  # the commit has several renames and each was interrupted once
+
+
+def test_the_next_write_cleans_leftovers_of_ended_programs(tmp_path):
+    from napari_movierecon.io.atomic import sibling
+
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True
+    )
+    pid = ended.stdout.decode().strip()
+    mine = sibling(tmp_path / "a.npy", "tmp").name
+    stale = tmp_path / mine.replace(f"-{os.getpid()}@", f"-{pid}@")
+    stale.write_bytes(b"half")
+    foreign = tmp_path / "b.npy.tmp-0123abcd"  # no owner recorded: only reported
+    foreign.write_bytes(b"?")
+    with pytest.warns(UserWarning, match="cannot attribute"):
+        atomic_write(tmp_path / "c.npy", lambda handle: handle.write(b"new"), overwrite=False)
+    assert not stale.exists() and foreign.exists()
+    assert (tmp_path / "c.npy").read_bytes() == b"new"
