@@ -72,6 +72,12 @@ def positive_int(text: str) -> int:
     return _integer(text, 1)
 
 
+def iteration_count(text: str) -> int:
+    """Reconstruction iterations: >= 2, since every preset warms up and its first step
+    (learning rate 0) leaves the gray start unchanged."""
+    return _integer(text, 2)
+
+
 def seed_int(text: str) -> int:
     """A seed or index: >= 0."""
     return _integer(text, 0)
@@ -97,22 +103,13 @@ def positive_float(text: str) -> float:
 
 
 def device_name(text: str) -> str:
-    """cpu, cuda, cuda:N or mps, and present on this machine."""
-    from napari_movierecon.reconstruct.config import DEVICE
+    """A torch device that exists on this machine (``sources.check_device``)."""
+    from napari_movierecon.sources import check_device
 
-    if DEVICE.fullmatch(text) is None:
-        raise argparse.ArgumentTypeError(f"must be cpu, cuda, cuda:N or mps, got {text!r}")
-    if text == "cpu":
-        return text
-    import torch
-
-    if text.startswith("cuda"):
-        index = int(text.partition(":")[2] or 0)
-        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
-            raise argparse.ArgumentTypeError(f"{text}: no such CUDA device on this machine")
-    elif not torch.backends.mps.is_available():
-        raise argparse.ArgumentTypeError("mps: not available on this machine")
-    return text
+    try:
+        return check_device(text)
+    except MovieReconError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def path_arg(text: str) -> Path:
@@ -766,7 +763,9 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument(
         "--neurons", default="all", help="all | random:F[:SEED] | top:K | ids:PATH (default all)"
     )
-    rec.add_argument("--iterations", type=positive_int, default=None, help="override the preset's")
+    rec.add_argument(
+        "--iterations", type=iteration_count, default=None, help="override the preset's"
+    )
     rec.add_argument("--update-mask", type=path_arg, default=None, help=".npy (H, W) bool")
     rec.add_argument("--eval-mask", type=path_arg, default=None, help=".npy (H, W) bool")
     rec.add_argument(
@@ -827,7 +826,10 @@ def _os_error_text(exc: OSError) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # argparse has printed its usage and error line
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
     run: Callable[[argparse.Namespace], int | None] = args.run
     try:
         code = run(args)

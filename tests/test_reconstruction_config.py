@@ -50,7 +50,7 @@ def test_json_round_trip_and_replace():
         ({"warmup_steps": float("nan")}, "warmup_steps must be an integer"),
         ({"iterations": 2.5}, "iterations must be an integer"),
         ({"iterations": True}, "iterations must be an integer"),
-        ({"device": "bogus"}, "device must be cpu, cuda"),
+        ({"device": "bogus"}, "device must be cpu, cuda or cuda:N"),
         ({"ensemble": "vote"}, "ensemble must be one of"),
     ],
 )

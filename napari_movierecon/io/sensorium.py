@@ -60,8 +60,14 @@ def _open_numeric(path: Path) -> np.ndarray:
 
 def _load_small(path: Path, kinds: str = "fiu") -> np.ndarray:
     """Load a small metadata array fully; RecordingError naming ``path`` if absent or bad."""
-    if not os.path.lexists(path):
-        raise RecordingError(f"{path}: missing file (is this a Sensorium 2023 mouse folder?)")
+    try:
+        os.stat(path)
+    except FileNotFoundError as err:
+        raise RecordingError(
+            f"{path}: missing file (is this a Sensorium 2023 mouse folder?)"
+        ) from err
+    except OSError:
+        pass  # unreadable: load_npy says so
     return load_npy(path, kinds, RecordingError)
 
 

@@ -30,7 +30,7 @@ _TYPE_WORDS = {
     "str": "a string",
 }
 # Devices torch names; whether one exists on this machine is checked where it is used.
-DEVICE = re.compile(r"(cpu|mps|cuda(:\d+)?)")
+DEVICE = re.compile(r"(cpu|cuda(:\d+)?)")
 
 
 def _typed(value, kind: str) -> bool:
@@ -74,9 +74,6 @@ def config_problems(values: dict) -> dict[str, str]:
     ):
         check(name, lambda v: v is None or v >= 1, f"must be >= 1 or None ({none})")
     check("warmup_steps", lambda v: v >= 0, "must be >= 0")
-    if values.get("warmup_steps", 0) > 0 and values.get("iterations") == 1:
-        # the first warm-up step has learning rate 0: one iteration leaves the gray start
-        problems["iterations"] = "must be >= 2 with a warm-up (its first step does not move)"
     check("learning_rate", lambda v: v > 0, "must be > 0")
     check("beta1", lambda v: 0 <= v < 1, "must lie in [0, 1)")
     check("gradient_clip", lambda v: v is None or v > 0, "must be > 0 or None (off)")
@@ -95,7 +92,7 @@ def config_problems(values: dict) -> dict[str, str]:
         ("loss", LOSSES),
     ):
         check(name, lambda v, allowed=allowed: v in allowed, f"must be one of {', '.join(allowed)}")
-    check("device", lambda v: DEVICE.fullmatch(v) is not None, "must be cpu, cuda, cuda:N or mps")
+    check("device", lambda v: DEVICE.fullmatch(v) is not None, "must be cpu, cuda or cuda:N")
     return problems
 
 
