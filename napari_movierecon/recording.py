@@ -109,6 +109,8 @@ def valid_length(array: np.ndarray, time_axis: int = -1) -> int:
 RESPONSE_RANGE = (-1e-3, 1e6)
 # Movies are gray levels 0..255 (half a level of slack for resampled movies).
 MOVIE_RANGE = (-0.5, 255.5)
+# Pupil sizes and positions (pixels) and running speeds (cm/s) are far inside this.
+BEHAVIOR_RANGE = (-1e6, 1e6)
 
 
 def check_values(what: str, values: np.ndarray, value_range: tuple[float, float] | None = None):

@@ -113,6 +113,12 @@ def test_a_foreign_folder_is_not_replaced_even_with_overwrite(tmp_path):
         (staging / "x").write_text("new")
     assert (tmp_path / "ours" / "x").read_text() == "new"
     assert (tmp_path / "ours" / MARKER).is_file()
+    legacy = tmp_path / "ensemble"  # written before the marker existed
+    legacy.mkdir()
+    (legacy / "member_0.safetensors").write_bytes(b"old")
+    with staged_directory(legacy, overwrite=True) as staging:
+        (staging / "member_0.safetensors").write_bytes(b"new")
+    assert (legacy / "member_0.safetensors").read_bytes() == b"new"
 
 
 def test_evaluate_json_refuses_an_existing_file(tmp_path, capsys):

@@ -55,10 +55,10 @@ from napari_movierecon.errors import MovieReconError, RecordingError
 # Present in every folder ``staged_directory`` writes: such a folder may be replaced.
 MARKER = ".movierecon-folder"
 TAGS = ("tmp", "partial", "old", "commit")
-_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:4]
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 _LEFTOVER = re.compile(
     r"^(?P<target>.+)\.(?P<tag>tmp|partial|old|commit)-"
-    r"(?:(?P<pid>\d+)@(?P<host>[0-9a-f]{4})-)?[0-9a-f]{8}$"
+    r"(?:(?P<pid>\d+)@(?P<host>[0-9a-f]{8})-)?[0-9a-f]{8}$"
 )
 
 
@@ -134,7 +134,7 @@ def check_target(
             return path
         if not overwrite:
             raise exists_error(path, error)
-        if not (path / MARKER).is_file():
+        if not _ours(path):
             raise error(
                 f"{path}: is not a folder this program wrote (no {MARKER}); "
                 "it is not replaced, remove it yourself or choose another path"
@@ -147,6 +147,21 @@ def check_target(
     if not overwrite:
         raise exists_error(path, error)
     return path
+
+
+# What folders written before the marker existed hold: a Sensorium layout, an ensemble.
+_LEGACY_LAYOUTS = (re.compile(r"data|meta"), re.compile(r"member_\d+\.safetensors"))
+
+
+def _ours(folder: Path) -> bool:
+    """Whether ``folder`` was written by this program (its marker, or a layout it writes)."""
+    if (folder / MARKER).is_file():
+        return True
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return False
+    return any(all(layout.fullmatch(name) for name in names) for layout in _LEGACY_LAYOUTS)
 
 
 def _empty(folder: Path) -> bool:

@@ -8,6 +8,7 @@ import numpy as np
 
 from napari_movierecon.errors import RecordingError
 from napari_movierecon.recording import (
+    BEHAVIOR_RANGE,
     KNOWN_TIERS,
     MOVIE_RANGE,
     RESPONSE_RANGE,
@@ -149,7 +150,7 @@ def _check_trial(
     for key, values in (("movie", movie), ("responses", responses), *traces.items()):
         if values is not None:
             ranges = {"responses": RESPONSE_RANGE, "movie": MOVIE_RANGE}
-            check_values(f"{where} {key}", values, ranges.get(key))
+            check_values(f"{where} {key}", values, ranges.get(key, BEHAVIOR_RANGE))
     return Trial(index, tier, movie, responses, traces["behavior"], traces["pupil_center"], extras)
 
 

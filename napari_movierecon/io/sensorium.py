@@ -19,6 +19,7 @@ from napari_movierecon.io.atomic import staged_directory
 from napari_movierecon.io.memory import STATISTICS, TIERS_WITH_RESPONSES, StatisticsAccumulator
 from napari_movierecon.io.npy import load_npy, npy_header
 from napari_movierecon.recording import (
+    BEHAVIOR_RANGE,
     KNOWN_TIERS,
     MOVIE_RANGE,
     PADDED_LENGTH,
@@ -246,7 +247,9 @@ class SensoriumRecording(Recording):
                 check_values(
                     f"{self._folder / data_file(variable, index)} (trial {index})",
                     values,
-                    {"responses": RESPONSE_RANGE, "videos": MOVIE_RANGE}.get(variable),
+                    {"responses": RESPONSE_RANGE, "videos": MOVIE_RANGE}.get(
+                        variable, BEHAVIOR_RANGE
+                    ),
                 )
         return Trial(
             index=index,
