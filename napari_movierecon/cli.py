@@ -28,6 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from napari_movierecon.errors import MovieReconError
+from napari_movierecon.io.atomic import check_target
 
 EXIT_USAGE = 2
 
@@ -52,6 +53,75 @@ class _Progress:
         )
 
 
+# ---------------------------------------------------------------- argument types
+
+
+def _integer(text: str, low: int, high: int | None = None) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < low or (high is not None and value > high):
+        span = f">= {low}" if high is None else f"in {low}..{high}"
+        raise argparse.ArgumentTypeError(f"must be an integer {span}, got {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """A count where 0 or negative makes no sense."""
+    return _integer(text, 1)
+
+
+def iteration_count(text: str) -> int:
+    """Reconstruction iterations: >= 2, since every preset warms up and its first step
+    (learning rate 0) leaves the gray start unchanged."""
+    return _integer(text, 2)
+
+
+def seed_int(text: str) -> int:
+    """A seed or index: >= 0."""
+    return _integer(text, 0)
+
+
+def thread_count(text: str) -> int:
+    """Torch CPU threads: 1 .. the cores of this machine (more only slows torch down)."""
+    import os
+
+    return _integer(text, 1, os.cpu_count() or 1)
+
+
+def positive_float(text: str) -> float:
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def device_name(text: str) -> str:
+    """A torch device that exists on this machine (``sources.check_device``)."""
+    from napari_movierecon.sources import check_device
+
+    try:
+        return check_device(text)
+    except MovieReconError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def path_arg(text: str) -> Path:
+    """A non-empty path."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the path is empty")
+    return Path(text)
+
+
+# ---------------------------------------------------------------- commands
+
+
 def _mouse_spec(args: argparse.Namespace):
     from napari_movierecon.insilico.mouse import MouseSpec
 
@@ -71,7 +141,7 @@ def _select_trials(recording, tiers: str | None, max_per_tier: int | None) -> li
     chosen: list[int] = []
     for name in names:
         indices = recording.trials_in(name.strip())
-        chosen += indices[:max_per_tier].tolist() if max_per_tier else indices.tolist()
+        chosen += indices.tolist() if max_per_tier is None else indices[:max_per_tier].tolist()
     return sorted(np.unique(chosen).tolist())
 
 
@@ -84,6 +154,7 @@ def run_simulate(args: argparse.Namespace) -> None:
         write_simulated,
     )
 
+    check_target(args.out, args.overwrite, folder=True)
     started = time.perf_counter()
     print(f"building in-silico mouse (seed {args.seed}) ...", file=sys.stderr, flush=True)
     mouse = sample_mouse(_mouse_spec(args))
@@ -150,15 +221,12 @@ def run_train(args: argparse.Namespace) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.members < 1:
-        raise MovieReconError("--members must be >= 1")
-    if args.out.exists() and not args.overwrite:
-        raise MovieReconError(f"{args.out}: already exists; pass --overwrite to replace it")
+    check_target(args.out, args.overwrite, folder=True)
     recording = open_recording(args.recording)
     cache = TrialCache(recording)
     members, records = [], []
     for k in range(args.members):
-        chosen = {"epochs": args.epochs} if args.epochs else {}
+        chosen = {} if args.epochs is None else {"epochs": args.epochs}
         config = TrainConfig(
             seed=args.seed + k,
             max_train_trials=args.max_train_trials,
@@ -193,6 +261,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.json is not None:
+        check_target(args.json, args.overwrite)
     recording = open_recording(args.recording)
     encoder = _open_encoder(args, recording)
     check_neurons(encoder, recording.neurons.ids, recording.name)
@@ -226,19 +296,21 @@ def run_evaluate(args: argparse.Namespace) -> None:
             {"recording": recording.name, "encoder": str(args.encoder), "results": summaries},
             indent=1,
         )
-        atomic_write(args.json, lambda handle: handle.write(text.encode()))
+        atomic_write(
+            args.json,
+            lambda handle: handle.write(text.encode()),
+            overwrite=args.overwrite,
+            error=MovieReconError,
+        )
 
 
 def _load_mask(path: Path | None):
     """An (H, W) boolean mask from a .npy file, or None."""
     if path is None:
         return None
-    import numpy as np
+    from napari_movierecon.io.npy import load_npy
 
-    try:
-        mask = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise MovieReconError(f"{path}: cannot read a mask ({err})") from err
+    mask = load_npy(path, "biuf")
     if mask.ndim != 2:
         raise MovieReconError(f"{path}: a mask must be 2-D (H, W), got shape {mask.shape}")
     return mask.astype(bool)
@@ -265,17 +337,6 @@ def _masks_for(args: argparse.Namespace, config, frame_shape, recording_name: st
     return update, evaluation, record
 
 
-def _check_output(out: Path, overwrite: bool) -> None:
-    """Fail before long work if ``out`` cannot be written."""
-    import os
-
-    if out.exists() and not overwrite:
-        raise MovieReconError(f"{out}: already exists; pass --overwrite to replace it")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise MovieReconError(f"{out}: cannot write into {parent}")
-
-
 def run_reconstruct(args: argparse.Namespace) -> None:
     import torch
 
@@ -294,7 +355,7 @@ def run_reconstruct(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     if args.mask is not None and (args.update_mask is not None or args.eval_mask is not None):
         raise MovieReconError("--mask cannot be combined with --update-mask or --eval-mask")
-    _check_output(args.out, args.overwrite)
+    check_target(args.out, args.overwrite)
     changes = {"device": args.device}
     if args.iterations is not None:
         changes["iterations"] = args.iterations
@@ -357,9 +418,7 @@ def run_mask(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     if args.iterations is not None and args.method != "transparency":
         raise MovieReconError("--iterations applies to --method transparency only")
-    if args.iterations is not None and args.iterations < 1:
-        raise MovieReconError("--iterations must be >= 1")
-    _check_output(args.out, args.overwrite)
+    check_target(args.out, args.overwrite)
     recording = open_recording(args.recording)
     encoder = _open_encoder(args, recording)
     check_neurons(encoder, recording.neurons.ids, recording.name)
@@ -418,8 +477,8 @@ def run_convert(args: argparse.Namespace) -> None:
     from napari_movierecon.encoders.argus_checkpoint import convert_argus
     from napari_movierecon.sources import open_recording
 
+    check_target(args.out, args.overwrite, folder=Path(args.encoder).is_dir())
     recording = open_recording(args.recording)
-    _check_output(args.out, args.overwrite)
     out = convert_argus(
         args.encoder,
         args.out,
@@ -437,7 +496,7 @@ def run_convert(args: argparse.Namespace) -> None:
 def _add_mouse_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mouse",
-        type=int,
+        type=seed_int,
         default=None,
         help="DwiseNeuro checkpoints: readout K (default: the mouse of the recording, by "
         "folder name or neuron count)",
@@ -456,7 +515,7 @@ def _add_convert_parser(commands) -> None:
     )
     _add_mouse_option(convert)
     convert.add_argument(
-        "--out", required=True, type=Path, help=".safetensors file (folder for a folder)"
+        "--out", required=True, type=path_arg, help=".safetensors file (folder for a folder)"
     )
     convert.add_argument("--overwrite", action="store_true", help="replace an existing output")
     convert.set_defaults(run=run_convert)
@@ -571,8 +630,10 @@ def _add_batch_parser(commands) -> None:
     batch = commands.add_parser(
         "batch", help="run a plan of many reconstructions on Dask (laptop or cluster), resumably"
     )
-    batch.add_argument("plan", type=Path, help="plan file (TOML; see docs/batch.md)")
-    batch.add_argument("--out", required=True, type=Path, help="batch folder (created; resumed)")
+    batch.add_argument("plan", type=path_arg, help="plan file (TOML; see docs/batch.md)")
+    batch.add_argument(
+        "--out", required=True, type=path_arg, help="batch folder (created; resumed)"
+    )
     batch.add_argument(
         "--dry-run",
         action="store_true",
@@ -585,21 +646,21 @@ def _add_batch_parser(commands) -> None:
         default=None,
         help="start workers as batch jobs (dask-jobqueue); options from the plan",
     )
-    batch.add_argument("--workers", type=int, default=None, help="local worker processes")
+    batch.add_argument("--workers", type=positive_int, default=None, help="local worker processes")
     batch.add_argument(
         "--threads-per-worker",
-        type=int,
+        type=thread_count,
         default=None,
         help="torch threads per worker (each runs one run at a time)",
     )
     for name, kind, text in (
         ("queue", str, "batch queue / partition"),
         ("account", str, "account / project to charge"),
-        ("cores", int, "cores per job"),
+        ("cores", positive_int, "cores per job"),
         ("memory", str, "memory per job, e.g. 32GB"),
         ("walltime", str, "job wall time HH:MM:SS"),
-        ("gpus", int, "GPUs per job"),
-        ("jobs", int, "jobs to start"),
+        ("gpus", seed_int, "GPUs per job"),
+        ("jobs", positive_int, "jobs to start"),
     ):
         batch.add_argument(
             f"--{name}", type=kind, default=None, help=f"{text} (overrides the plan)"
@@ -620,23 +681,30 @@ def build_parser() -> argparse.ArgumentParser:
         "simulate",
         help="write the in-silico mouse (or its responses to your movies) as a Sensorium folder",
     )
-    sim.add_argument("--out", required=True, type=Path, help="output folder (must not exist)")
-    sim.add_argument("--seed", type=int, default=2025, help="mouse seed (2025 = the sample mouse)")
-    sim.add_argument("--neurons", type=int, default=None, help="population size (default 8000)")
+    sim.add_argument("--out", required=True, type=path_arg, help="output folder (must not exist)")
+    sim.add_argument(
+        "--seed", type=seed_int, default=2025, help="mouse seed (2025 = the sample mouse)"
+    )
+    sim.add_argument(
+        "--neurons", type=positive_int, default=None, help="population size (default 8000)"
+    )
     sim.add_argument("--tiers", default=None, help="comma-separated tiers to write (default: all)")
     sim.add_argument(
-        "--max-per-tier", type=int, default=None, help="write at most this many trials of each tier"
+        "--max-per-tier",
+        type=positive_int,
+        default=None,
+        help="write at most this many trials of each tier",
     )
     sim.add_argument(
         "--movies",
         nargs="+",
-        type=Path,
+        type=path_arg,
         default=None,
         help="your own movies (.npy (T,H,W) or video files) to show the same mouse",
     )
     sim.add_argument(
         "--fps",
-        type=float,
+        type=positive_float,
         default=None,
         help="frame rate of .npy movies (video files carry their own)",
     )
@@ -644,20 +712,24 @@ def build_parser() -> argparse.ArgumentParser:
     sim.set_defaults(run=run_simulate)
 
     fig = commands.add_parser("figures", help="draw the in-silico mouse figures for docs/")
-    fig.add_argument("--out", type=Path, default=Path("docs/figures"))
+    fig.add_argument("--out", type=path_arg, default=Path("docs/figures"))
     fig.set_defaults(run=run_figures)
 
     train = commands.add_parser(
         "train", help="train an encoder ensemble on a recording's training tier"
     )
     train.add_argument("--recording", required=True, help="Sensorium mouse folder or 'sample'")
-    train.add_argument("--out", required=True, type=Path, help="ensemble folder to write")
-    train.add_argument("--members", type=int, default=3, help="ensemble size (seeds differ)")
-    train.add_argument("--seed", type=int, default=0, help="seed of member 1 (member k: +k)")
-    train.add_argument("--epochs", type=int, default=None, help="at most this many (default 12)")
-    train.add_argument("--max-train-trials", type=int, default=None)
-    train.add_argument("--device", default="cpu", help="cpu or cuda")
-    train.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    train.add_argument("--out", required=True, type=path_arg, help="ensemble folder to write")
+    train.add_argument(
+        "--members", type=positive_int, default=3, help="ensemble size (seeds differ)"
+    )
+    train.add_argument("--seed", type=seed_int, default=0, help="seed of member 1 (member k: +k)")
+    train.add_argument(
+        "--epochs", type=positive_int, default=None, help="at most this many (default 12)"
+    )
+    train.add_argument("--max-train-trials", type=positive_int, default=None)
+    train.add_argument("--device", type=device_name, default="cpu", help="cpu or cuda")
+    train.add_argument("--threads", type=thread_count, default=None, help="torch CPU threads")
     train.add_argument("--overwrite", action="store_true", help="replace an existing folder")
     train.set_defaults(run=run_train)
 
@@ -669,10 +741,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--encoder", required=True, help="checkpoint file, ensemble folder or 'sample'"
     )
     evaluate.add_argument("--tier", default="final_test_main")
-    evaluate.add_argument("--max-trials", type=int, default=None)
-    evaluate.add_argument("--device", default="cpu", help="cpu or cuda")
-    evaluate.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    evaluate.add_argument("--json", type=Path, default=None, help="also write the means here")
+    evaluate.add_argument("--max-trials", type=positive_int, default=None)
+    evaluate.add_argument("--device", type=device_name, default="cpu", help="cpu or cuda")
+    evaluate.add_argument("--threads", type=thread_count, default=None, help="torch CPU threads")
+    evaluate.add_argument("--json", type=path_arg, default=None, help="also write the means here")
+    evaluate.add_argument("--overwrite", action="store_true", help="replace an existing --json")
     _add_mouse_option(evaluate)
     evaluate.set_defaults(run=run_evaluate)
 
@@ -680,7 +753,7 @@ def build_parser() -> argparse.ArgumentParser:
         "reconstruct", help="reconstruct one trial's movie from its responses"
     )
     rec.add_argument("--recording", required=True, help="Sensorium mouse folder or 'sample'")
-    rec.add_argument("--trial", required=True, type=int, help="trial index")
+    rec.add_argument("--trial", required=True, type=seed_int, help="trial index")
     rec.add_argument("--encoder", required=True, help="checkpoint, ensemble folder or 'sample'")
     rec.add_argument(
         "--preset",
@@ -690,19 +763,21 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument(
         "--neurons", default="all", help="all | random:F[:SEED] | top:K | ids:PATH (default all)"
     )
-    rec.add_argument("--iterations", type=int, default=None, help="override the preset's")
-    rec.add_argument("--update-mask", type=Path, default=None, help=".npy (H, W) bool")
-    rec.add_argument("--eval-mask", type=Path, default=None, help=".npy (H, W) bool")
+    rec.add_argument(
+        "--iterations", type=iteration_count, default=None, help="override the preset's"
+    )
+    rec.add_argument("--update-mask", type=path_arg, default=None, help=".npy (H, W) bool")
+    rec.add_argument("--eval-mask", type=path_arg, default=None, help=".npy (H, W) bool")
     rec.add_argument(
         "--mask",
-        type=Path,
+        type=path_arg,
         default=None,
         help="mask file from 'movierecon mask' (update and evaluation masks at the preset's "
         "thresholds); not with --update-mask/--eval-mask",
     )
-    rec.add_argument("--device", default="cpu", help="cpu or cuda")
-    rec.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    rec.add_argument("--out", required=True, type=Path, help="result file (.safetensors)")
+    rec.add_argument("--device", type=device_name, default="cpu", help="cpu or cuda")
+    rec.add_argument("--threads", type=thread_count, default=None, help="torch CPU threads")
+    rec.add_argument("--out", required=True, type=path_arg, help="result file (.safetensors)")
     rec.add_argument("--overwrite", action="store_true", help="replace an existing file")
     _add_mouse_option(rec)
     rec.set_defaults(run=run_reconstruct)
@@ -721,15 +796,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="transparency (the reference's, ~1 min on 2 CPU threads) or coverage (seconds)",
     )
     mask.add_argument(
-        "--iterations", type=int, default=None, help="transparency iterations (default 1000)"
+        "--iterations",
+        type=positive_int,
+        default=None,
+        help="transparency iterations (default 1000)",
     )
     mask.add_argument(
         "--neurons", default="all", help="all | random:F[:SEED] | top:K | ids:PATH (default all)"
     )
-    mask.add_argument("--seed", type=int, default=0, help="trials, clips and noise movies")
-    mask.add_argument("--device", default="cpu", help="cpu or cuda")
-    mask.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    mask.add_argument("--out", required=True, type=Path, help="mask file (.safetensors)")
+    mask.add_argument("--seed", type=seed_int, default=0, help="trials, clips and noise movies")
+    mask.add_argument("--device", type=device_name, default="cpu", help="cpu or cuda")
+    mask.add_argument("--threads", type=thread_count, default=None, help="torch CPU threads")
+    mask.add_argument("--out", required=True, type=path_arg, help="mask file (.safetensors)")
     mask.add_argument("--overwrite", action="store_true", help="replace an existing file")
     _add_mouse_option(mask)
     mask.set_defaults(run=run_mask)
@@ -741,13 +819,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _os_error_text(exc: OSError) -> str:
+    """``path: reason`` of an OSError, in one line."""
+    where = exc.filename if exc.filename is not None else "input/output"
+    return f"{where}: {exc.strerror or exc}".replace("\n", " ")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # argparse has printed its usage and error line
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
     run: Callable[[argparse.Namespace], int | None] = args.run
     try:
         code = run(args)
     except MovieReconError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # what users cause: permissions, a full disk, a vanished file
+        print(f"error: {_os_error_text(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("\ninterrupted; nothing was written", file=sys.stderr)

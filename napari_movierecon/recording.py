@@ -104,6 +104,36 @@ def valid_length(array: np.ndarray, time_axis: int = -1) -> int:
     return int(hits[0]) if hits.size else int(arr.shape[time_axis])
 
 
+# Responses are deconvolved activity or spike-rate-like: never meaningfully negative
+# (a small tolerance for rounding) and far below this bound in any real recording.
+RESPONSE_RANGE = (-1e-3, 1e6)
+# Movies are gray levels 0..255 (half a level of slack for resampled movies).
+MOVIE_RANGE = (-0.5, 255.5)
+# Pupil sizes and positions (pixels) and running speeds (cm/s) are far inside this.
+BEHAVIOR_RANGE = (-1e6, 1e6)
+
+
+def check_values(what: str, values: np.ndarray, value_range: tuple[float, float] | None = None):
+    """Refuse NaN/inf (and values outside ``value_range``) in the valid frames of a trial.
+
+    ``what`` names the file or array and the trial; the message adds the first bad
+    position (row, frame).
+    """
+    finite = np.isfinite(values)
+    if not finite.all():
+        position = tuple(int(i) for i in np.argwhere(~finite)[0])
+        raise RecordingError(
+            f"{what}: NaN or infinite value inside the valid frames (at index {position})"
+        )
+    if value_range is not None and values.size:
+        low, high = float(values.min()), float(values.max())
+        if low < value_range[0] or high > value_range[1]:
+            raise RecordingError(
+                f"{what}: values from {low:g} to {high:g} are outside the plausible range "
+                f"{value_range[0]:g}..{value_range[1]:g}"
+            )
+
+
 class Recording(ABC):
     """A lazily loaded set of trials with one neuron population."""
 

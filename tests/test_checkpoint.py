@@ -204,7 +204,7 @@ def test_check_neurons_refuses_other_recordings():
 def test_ensemble_round_trip_and_mean(tmp_path):
     members = [make_encoder(seed) for seed in range(3)]
     folder = save_ensemble(members, [RECORD] * 3, tmp_path / "ens")
-    assert sorted(p.name for p in folder.iterdir()) == [f"member_{k}.safetensors" for k in range(3)]
+    assert sorted(folder.glob("member_*")) == [folder / f"member_{k}.safetensors" for k in range(3)]
     ensemble = load_encoder(folder)
     assert isinstance(ensemble, Ensemble) and len(ensemble) == 3
     expected = torch.stack([predict(m) for m in members]).mean(0)

@@ -45,7 +45,12 @@ def test_json_round_trip_and_replace():
         ({"optimizer": "sgd"}, "optimizer must be one of"),
         ({"window_frames": 0}, "window_frames must be >= 1"),
         ({"update_mask_threshold": 1.5}, r"update_mask_threshold must lie in \(0, 1\]"),
-        ({"iterations": "many"}, "iterations must be >= 1"),
+        ({"iterations": "many"}, "iterations must be an integer"),
+        ({"learning_rate": float("inf")}, "learning_rate must be a finite number"),
+        ({"warmup_steps": float("nan")}, "warmup_steps must be an integer"),
+        ({"iterations": 2.5}, "iterations must be an integer"),
+        ({"iterations": True}, "iterations must be an integer"),
+        ({"device": "bogus"}, "device must be cpu, cuda or cuda:N"),
         ({"ensemble": "vote"}, "ensemble must be one of"),
     ],
 )

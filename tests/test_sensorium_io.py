@@ -343,7 +343,7 @@ def test_truncated_file(folder: Path, keep: float) -> None:
 def test_truncated_metadata(folder: Path) -> None:
     path = folder / "meta" / "neurons" / "unit_ids.npy"
     path.write_bytes(path.read_bytes()[:100])
-    with pytest.raises(RecordingError, match=r"unit_ids\.npy: cannot read"):
+    with pytest.raises(RecordingError, match=r"unit_ids\.npy: truncated or corrupt"):
         SensoriumRecording(folder)
 
 

@@ -148,7 +148,12 @@ class BatchSendWidget(QWidget):
             except OSError as err:
                 raise MovieReconError(f"{folder}: cannot write here ({err.strerror})") from err
             plan = folder / PLAN_NAME
-            atomic_write(plan, lambda handle: handle.write(text.encode()), error=MovieReconError)
+            atomic_write(
+                plan,
+                lambda handle: handle.write(text.encode()),
+                overwrite=True,
+                error=MovieReconError,
+            )
         except MovieReconError as err:
             self.status.setText(f"<font color='#e05050'>not started: {err}</font>")
             show_error(f"movierecon: {err}")

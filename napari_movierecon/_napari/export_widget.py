@@ -39,7 +39,8 @@ from qtpy.QtWidgets import (
 
 from napari_movierecon._napari.session import TAG
 from napari_movierecon.errors import MovieReconError
-from napari_movierecon.io.export import SUPPORTED_SUFFIXES, Panel, TargetExists, export_frames
+from napari_movierecon.io.atomic import TargetExists
+from napari_movierecon.io.export import SUPPORTED_SUFFIXES, Panel, export_frames
 
 FORMATS = ("mp4", "gif", "tiff", "npy")
 VIDEO_FORMATS = ("mp4", "gif")

@@ -13,7 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from napari_movierecon.batch.table import COLUMNS, DONE, FAILED, PENDING
-from napari_movierecon.io.atomic import atomic_write
+from napari_movierecon.io.atomic import atomic_write, fill, staged_files
 
 SUMMARY = "summary.csv"
 REPORT = "report.md"
@@ -27,14 +27,13 @@ def is_batch_folder(path: str | Path) -> bool:
     return (path / SUMMARY).is_file() and (path / "runs").is_dir()
 
 
-def write_summary(out_dir: Path, rows: list[dict]) -> Path:
+def summary_text(rows: list[dict]) -> str:
+    """summary.csv: one row per run, the columns ``COLUMNS``."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    path = out_dir / SUMMARY
-    atomic_write(path, lambda handle: handle.write(buffer.getvalue().encode()))
-    return path
+    return buffer.getvalue()
 
 
 def read_summary(path: str | Path) -> list[dict]:
@@ -161,14 +160,14 @@ def draw_figures(out_dir: Path, rows: list[dict]) -> list[Path]:
         figure.savefig(buffer, format="png")
         plt.close(figure)
         data = buffer.getvalue()
-        atomic_write(path, lambda handle, data=data: handle.write(data))
+        atomic_write(path, lambda handle, data=data: handle.write(data), overwrite=True)
         drawn.append(path)
     return drawn
 
 
 def write_report(out_dir: Path, rows: list[dict], figures: bool = True) -> list[Path]:
     """summary.csv, report.md and (with matplotlib, when asked) the figures; their paths."""
-    files = [write_summary(out_dir, rows)]
+    files: list[Path] = []
     note = "figures were not asked for (--no-figures)"
     if figures:
         try:
@@ -178,7 +177,9 @@ def write_report(out_dir: Path, rows: list[dict], figures: bool = True) -> list[
         else:
             files += drawn
             note = "\n".join(f"![{p.stem}]({FIGURES_DIR}/{p.name})" for p in drawn)
-    text = report_text(rows, note)
-    path = out_dir / REPORT
-    atomic_write(path, lambda handle: handle.write(text.encode()))
-    return [*files, path]
+    texts = {out_dir / SUMMARY: summary_text(rows), out_dir / REPORT: report_text(rows, note)}
+    # summary and report are one set: a crash leaves the old pair or the new pair
+    with staged_files(list(texts), overwrite=True) as temps:
+        for tmp, text in zip(temps, texts.values(), strict=True):
+            fill(tmp, lambda handle, text=text: handle.write(text.encode()))
+    return [*texts, *files]

@@ -28,6 +28,7 @@ from napari_movierecon.batch.table import (
 )
 from napari_movierecon.batch.task import execute_run
 from napari_movierecon.errors import MovieReconError
+from napari_movierecon.io.atomic import recover
 
 
 @dataclass
@@ -43,14 +44,13 @@ class BatchOutcome:
 
 
 def prepare_folder(out_dir: Path) -> None:
-    """Create DIR/runs and DIR/failed; remove temporary files a killed worker left."""
+    """Create DIR/runs and DIR/failed; clean what killed workers left (``recover``)."""
     try:
         for name in (RUNS_DIR, FAILED_DIR):
             (out_dir / name).mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise MovieReconError(f"{out_dir}: cannot write here ({err.strerror or err})") from err
-    for leftover in (out_dir / RUNS_DIR).glob("*.tmp-*"):
-        leftover.unlink(missing_ok=True)
+    recover(out_dir / RUNS_DIR)
 
 
 def unfinished(runs: list[Run], out_dir: str | Path) -> list[Run]:

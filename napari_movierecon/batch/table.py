@@ -13,8 +13,9 @@ from pathlib import Path
 from safetensors import safe_open
 
 from napari_movierecon.batch.runs import Run
+from napari_movierecon.errors import MovieReconError
 from napari_movierecon.io.atomic import atomic_write
-from napari_movierecon.io.tensor_file import METADATA_KEY, READ_ERRORS
+from napari_movierecon.io.tensor_file import METADATA_KEY, READ_ERRORS, parse_record
 
 RUNS_DIR = "runs"
 FAILED_DIR = "failed"
@@ -93,14 +94,17 @@ def read_record(path: Path) -> dict | None:
     try:
         with safe_open(str(path), framework="numpy") as handle:
             metadata = handle.metadata() or {}
-        return json.loads(metadata[METADATA_KEY])
-    except (*READ_ERRORS, KeyError, json.JSONDecodeError):
+        record = parse_record(metadata[METADATA_KEY], str(path))
+    except (*READ_ERRORS, KeyError, MovieReconError):
         return None
+    return record if isinstance(record, dict) else None
 
 
 def write_failure(out_dir: str | Path, row: dict) -> None:
     text = json.dumps(row, indent=1).encode()
-    atomic_write(failure_path(out_dir, row["key"]), lambda handle: handle.write(text))
+    atomic_write(
+        failure_path(out_dir, row["key"]), lambda handle: handle.write(text), overwrite=True
+    )
 
 
 def clear_failure(out_dir: str | Path, key: str) -> None:

@@ -28,6 +28,7 @@ from napari_movierecon.batch.table import (
 )
 from napari_movierecon.encoders.checkpoint import check_neurons
 from napari_movierecon.errors import MovieReconError
+from napari_movierecon.io.atomic import TargetExists
 from napari_movierecon.reconstruct.job import ReconstructionJob
 from napari_movierecon.reconstruct.masks import cut_masks
 from napari_movierecon.reconstruct.neurons import (
@@ -116,6 +117,16 @@ def execute_run(run: Run, out_dir: str, torch_threads: int | None = None) -> dic
         }
         path.parent.mkdir(parents=True, exist_ok=True)
         save_reconstruction(result, path)
+    except TargetExists:  # a duplicate of this run (a retry) saved it first: keep that one
+        record = read_record(path)
+        if record is not None:
+            return {**run_fields(run), **done_row(record, path)}
+        message = f"{path}: exists but is not a readable result file"
+        seconds = time.perf_counter() - started
+        return {
+            **run_fields(run),
+            **{"status": FAILED, "error": message, "worker": worker, "seconds_total": seconds},
+        }
     except Exception as err:  # any run's failure is recorded and the batch goes on
         message = str(err) if isinstance(err, MovieReconError) else f"{type(err).__name__}: {err}"
         return {

@@ -20,6 +20,7 @@ from napari_movierecon.insilico.noise import rate_response_correlation
 from napari_movierecon.insilico.screen import Screen
 from napari_movierecon.insilico.simulate import SimulatedRecording, sample_mouse
 from napari_movierecon.insilico.stimuli import STIMULUS_KINDS, make_stimulus
+from napari_movierecon.io.atomic import atomic_write
 
 COVERAGE_SIGMAS = 2.0  # a pixel lies inside an RF if it is within 2 sigma of the centre
 COVERAGE_MIN_FRACTION = 0.01  # ... and "covered" if >= 1 % of the population's RFs include it
@@ -161,12 +162,14 @@ def make_figures(out: Path) -> list[Path]:
         "simulated_trials_per_second": trials_per_s,
     }
     stats_path = out / "insilico_stats.json"
-    stats_path.write_text(json.dumps(stats, indent=1))
+    text = json.dumps(stats, indent=1).encode()
+    atomic_write(stats_path, lambda handle: handle.write(text), overwrite=True)
     written.append(stats_path)
     return written
 
 
 def _save(fig, path: Path, plt) -> Path:
-    fig.savefig(path, dpi=90)
+    """The figure as a PNG at ``path``, replaced atomically (docs figures are regenerated)."""
+    atomic_write(path, lambda handle: fig.savefig(handle, dpi=90, format="png"), overwrite=True)
     plt.close(fig)
     return path

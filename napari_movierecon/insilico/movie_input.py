@@ -26,6 +26,7 @@ import numpy as np
 from napari_movierecon.errors import SimulationError
 from napari_movierecon.insilico.images import LUMA_WEIGHTS
 from napari_movierecon.insilico.stimuli import quantize
+from napari_movierecon.io.npy import load_npy
 from napari_movierecon.recording import FRAME_RATE_HZ, SCREEN_SHAPE
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".gif", ".webm")
@@ -171,8 +172,5 @@ def load_user_movie(path: str | Path, fps: float | None = None) -> np.ndarray:
     if suffix in VIDEO_EXTENSIONS:
         return _read_video(path, fps)
     fps = _check_fps(fps, str(path))
-    try:
-        movie = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise SimulationError(f"{path}: cannot read the array ({err})") from err
+    movie = load_npy(path, "fiub", SimulationError, mmap=True)
     return resample_movie(movie, fps, name=str(path))

@@ -27,19 +27,19 @@ bottom/right where H'/W' is odd. Panels of different trials never go side by sid
 An optional JSON sidecar ``<file>.json`` (e.g. ``movie.mp4.json``) records the
 frame range, panels, limits, fps, scale and whatever the caller passes.
 
-Writes are all-or-nothing: everything goes to temporary siblings first and is
-renamed into place at the end; existing files are never replaced silently.
+Writes go through ``io.atomic.staged_files``: all-or-nothing, the media file and
+its sidecar committed as one set (the old pair or the new pair after a crash);
+existing files are never replaced silently.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import operator
 import os
-import secrets
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import suppress
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
@@ -49,6 +49,8 @@ import numpy as np
 import tifffile
 
 from napari_movierecon.errors import MovieReconError
+from napari_movierecon.io.atomic import check_target, fill, staged_files
+from napari_movierecon.io.npy import load_npy, regular_file
 
 SUPPORTED_SUFFIXES = (".npy", ".tif", ".tiff", ".mp4", ".gif")
 # Black columns between side-by-side panels (before scaling).
@@ -92,14 +94,6 @@ class _Ready(NamedTuple):
     name: str
     grey: bool
     trial: tuple[str | None, int] | None
-
-
-class TargetExists(MovieReconError):
-    """An export target exists and replacing it was not allowed (``path``: the file)."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(f"{path}: already exists and is not replaced")
-        self.path = path
 
 
 # ---------------------------------------------------------------- display
@@ -261,21 +255,6 @@ def _sidecar_path(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def _check_destination(targets: Sequence[Path], overwrite: bool) -> None:
-    """Refuse existing targets without ``overwrite`` and folders that cannot be written."""
-    folder = targets[0].parent
-    if not folder.is_dir():
-        what = "is not a folder" if folder.exists() else "does not exist"
-        raise MovieReconError(f"{folder}: cannot write here, the folder {what}")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise MovieReconError(f"{folder}: cannot write here, the folder is not writable")
-    for target in targets:
-        if target.is_dir():
-            raise MovieReconError(f"{target}: is a folder")
-        if not overwrite and (target.exists() or target.is_symlink()):
-            raise TargetExists(target)
-
-
 # ---------------------------------------------------------------- frames
 
 
@@ -371,28 +350,15 @@ def _gif_delay_cs(fps: float) -> int:
 # ---------------------------------------------------------------- writers
 
 
-def _temp_sibling(path: Path) -> Path:
-    """A fresh name next to ``path`` with the same suffix: ``<stem>.tmp-<hex><suffix>``."""
-    return path.with_name(f"{path.stem}.tmp-{secrets.token_hex(4)}{path.suffix}")
-
-
-def _write_file(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Create the new file ``path``, fill it with ``write(handle)``, flush and fsync."""
-    with open(path, "xb") as handle:
-        write(handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
 def _write_npy(path: Path, ready: Sequence[_Ready], layout: _Layout, fps: float) -> None:
     data = _data_array(ready, layout)
-    _write_file(path, lambda handle: np.save(handle, data, allow_pickle=False))
+    fill(path, lambda handle: np.save(handle, data, allow_pickle=False))
 
 
 def _write_tiff(path: Path, ready: Sequence[_Ready], layout: _Layout, fps: float) -> None:
     data = _data_array(ready, layout)
     photometric = "minisblack" if data.ndim == 3 else "rgb"
-    _write_file(path, lambda handle: tifffile.imwrite(handle, data, photometric=photometric))
+    fill(path, lambda handle: tifffile.imwrite(handle, data, photometric=photometric))
 
 
 def _palette_image(rgb: np.ndarray):
@@ -437,7 +403,7 @@ def _gif_stream(handle: BinaryIO, frames: Iterator[np.ndarray], delay_cs: int) -
 
 def _write_gif(path: Path, ready: Sequence[_Ready], layout: _Layout, fps: float) -> None:
     delay = _gif_delay_cs(fps)
-    _write_file(path, lambda handle: _gif_stream(handle, _frames(ready, layout), delay))
+    fill(path, lambda handle: _gif_stream(handle, _frames(ready, layout), delay))
 
 
 def _write_mp4(path: Path, ready: Sequence[_Ready], layout: _Layout, fps: float) -> None:
@@ -453,7 +419,11 @@ def _write_mp4(path: Path, ready: Sequence[_Ready], layout: _Layout, fps: float)
         quality=None,
         macro_block_size=1,
         ffmpeg_log_level="error",
-        output_params=["-crf", str(MP4_CRF), "-preset", "medium", "-movflags", "+faststart"],
+        # the temporary file's name does not end in .mp4: name the container
+        output_params=[
+            *("-crf", str(MP4_CRF), "-preset", "medium", "-movflags", "+faststart"),
+            *("-f", "mp4"),
+        ],
     )
     writer.send(None)
     try:
@@ -544,43 +514,14 @@ def _sidecar_text(
     return text + "\n"
 
 
-# ---------------------------------------------------------------- commit
-
-
-def _discard(path: Path) -> None:
-    """Remove a temporary file if it is there."""
-    with suppress(OSError):
-        path.unlink(missing_ok=True)
-
-
-def _commit(moves: Sequence[tuple[Path, Path]], overwrite: bool) -> None:
-    """Rename each (temporary, final) pair into place, all or none.
-
-    Existing finals are set aside as ``.old`` siblings first and restored if any
-    rename fails; without ``overwrite`` a final that appeared meanwhile is refused.
-    """
-    if not overwrite:
-        _check_destination([final for _, final in moves], overwrite=False)
-    done: list[tuple[Path, Path | None]] = []
-    try:
-        for tmp, final in moves:
-            backup = None
-            if final.exists() or final.is_symlink():
-                backup = final.with_name(f"{final.name}.old-{secrets.token_hex(4)}")
-                os.replace(final, backup)
-            done.append((final, backup))
-            os.replace(tmp, final)
-    except BaseException:
-        for final, backup in reversed(done):
-            with suppress(OSError):
-                if backup is not None:
-                    os.replace(backup, final)
-                else:
-                    final.unlink(missing_ok=True)
-        raise
-    for _, backup in done:
-        if backup is not None:
-            _discard(backup)
+def _encoder_reason(err: BaseException) -> str:
+    """Why writing failed, without the ffmpeg command line imageio-ffmpeg appends."""
+    text = str(err)
+    if "No space left on device" in text or getattr(err, "errno", None) == errno.ENOSPC:
+        return "no space left on device"
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    return text.split("\n")[0].strip() or type(err).__name__
 
 
 # ---------------------------------------------------------------- public API
@@ -620,7 +561,8 @@ def export_frames(
     scale, fps = _check_int("scale", scale, 1), _check_fps(fps)
     first_frame = _check_int("first_frame", first_frame, 0)
     targets = [path] if record is None else [path, _sidecar_path(path)]
-    _check_destination(targets, overwrite)
+    for target in targets:
+        check_target(target, overwrite)
     ready = _check_panels(panels)
     strip = _label_strip(ready, scale) if labels and not _raw(ready, fmt) else None
     layout = _Layout(scale, strip)
@@ -628,20 +570,13 @@ def export_frames(
     if record is not None:
         sidecar = _sidecar_text(path, fmt, ready, fps, layout, first_frame, record)
 
-    temps: list[Path] = []
-    try:
-        temps.append(_temp_sibling(path))
-        _WRITERS[fmt](temps[0], ready, layout, fps)
-        if sidecar is not None:
-            temps.append(_temp_sibling(targets[1]))
-            _write_file(temps[1], lambda handle: handle.write(sidecar.encode("utf-8")))
-        _commit(list(zip(temps, targets, strict=True)), overwrite)
-    except (OSError, RuntimeError, ValueError) as err:
-        reason = err.strerror if isinstance(err, OSError) and err.strerror else err
-        raise MovieReconError(f"{path}: cannot save ({reason})") from err
-    finally:
-        for tmp in temps:
-            _discard(tmp)
+    with staged_files(targets, overwrite) as temps:
+        try:
+            _WRITERS[fmt](temps[0], ready, layout, fps)
+            if sidecar is not None:
+                fill(temps[1], lambda handle: handle.write(sidecar.encode("utf-8")))
+        except (OSError, RuntimeError, ValueError) as err:
+            raise MovieReconError(f"{path}: cannot save ({_encoder_reason(err)})") from err
     return targets
 
 
@@ -654,8 +589,7 @@ def read_frames(path: str | os.PathLike) -> np.ndarray:
     """
     path = Path(path)
     fmt = _format_of(path)
-    if not path.is_file():
-        raise MovieReconError(f"{path}: no such file")
+    regular_file(path, "exported file")
     readers = {"npy": _read_npy, "tiff": tifffile.imread, "gif": _read_gif, "mp4": _read_mp4}
     try:
         return readers[fmt](path)
@@ -664,7 +598,7 @@ def read_frames(path: str | os.PathLike) -> np.ndarray:
 
 
 def _read_npy(path: Path) -> np.ndarray:
-    return np.load(path, allow_pickle=False)
+    return load_npy(path, "fiub")
 
 
 def _read_gif(path: Path) -> np.ndarray:

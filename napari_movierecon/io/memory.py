@@ -7,7 +7,17 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from napari_movierecon.errors import RecordingError
-from napari_movierecon.recording import KNOWN_TIERS, VARIABLES, Neurons, Recording, Trial
+from napari_movierecon.recording import (
+    BEHAVIOR_RANGE,
+    KNOWN_TIERS,
+    MOVIE_RANGE,
+    RESPONSE_RANGE,
+    VARIABLES,
+    Neurons,
+    Recording,
+    Trial,
+    check_values,
+)
 
 #: Tiers whose trials must carry responses; the test tiers may withhold them.
 TIERS_WITH_RESPONSES = ("train", "oracle")
@@ -137,6 +147,10 @@ def _check_trial(
         traces[key] = _frozen_float32(f"{where} {key}", fields[key])
         if traces[key].shape != (2, length):
             raise RecordingError(f"{where} {key} must be (2, T={length}), got {traces[key].shape}")
+    for key, values in (("movie", movie), ("responses", responses), *traces.items()):
+        if values is not None:
+            ranges = {"responses": RESPONSE_RANGE, "movie": MOVIE_RANGE}
+            check_values(f"{where} {key}", values, ranges.get(key, BEHAVIOR_RANGE))
     return Trial(index, tier, movie, responses, traces["behavior"], traces["pupil_center"], extras)
 
 

@@ -17,13 +17,18 @@ import numpy as np
 from napari_movierecon.errors import RecordingError
 from napari_movierecon.io.atomic import staged_directory
 from napari_movierecon.io.memory import STATISTICS, TIERS_WITH_RESPONSES, StatisticsAccumulator
+from napari_movierecon.io.npy import load_npy, npy_header
 from napari_movierecon.recording import (
+    BEHAVIOR_RANGE,
     KNOWN_TIERS,
+    MOVIE_RANGE,
     PADDED_LENGTH,
+    RESPONSE_RANGE,
     VARIABLES,
     Neurons,
     Recording,
     Trial,
+    check_values,
     valid_length,
 )
 
@@ -31,12 +36,6 @@ UNIT_IDS = Path("meta", "neurons", "unit_ids.npy")
 COORDINATES = Path("meta", "neurons", "cell_motor_coordinates.npy")
 TIERS = Path("meta", "trials", "tiers.npy")
 REQUIRED_DATA = ("videos", "behavior", "pupil_center")
-
-_HEADER_READERS = {
-    (1, 0): np.lib.format.read_array_header_1_0,
-    (2, 0): np.lib.format.read_array_header_2_0,
-    (3, 0): np.lib.format.read_array_header_2_0,
-}
 
 
 def data_file(variable: str, index: int) -> Path:
@@ -50,41 +49,27 @@ def statistics_file(variable: str, statistic: str) -> Path:
 
 
 def _read_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
-    """(shape, dtype) from a .npy header without reading the data."""
-    try:
-        with open(path, "rb") as handle:
-            version = np.lib.format.read_magic(handle)
-            if version not in _HEADER_READERS:
-                raise ValueError(f"unsupported .npy format version {version}")
-            shape, _, dtype = _HEADER_READERS[version](handle)
-    except (ValueError, EOFError, OSError) as err:
-        raise RecordingError(f"{path}: truncated or corrupt .npy file ({err})") from err
-    if dtype.kind not in "fiu":
-        raise RecordingError(
-            f"{path}: non-numeric dtype {dtype.str} (expected float16/32/64 or integer)"
-        )
+    """(shape, dtype) from a numeric .npy header without reading the data."""
+    shape, dtype, _ = npy_header(path, RecordingError, "fiu")
     return shape, dtype
 
 
 def _open_numeric(path: Path) -> np.ndarray:
     """Memory-map a numeric .npy file (no data read yet); RecordingError if unreadable."""
-    shape, _ = _read_header(path)
-    try:
-        if 0 in shape:  # an empty file cannot be memory-mapped
-            return np.load(path, allow_pickle=False)
-        return np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, EOFError, OSError) as err:
-        raise RecordingError(f"{path}: truncated or corrupt .npy file ({err})") from err
+    return load_npy(path, "fiu", RecordingError, mmap=True)
 
 
-def _load_small(path: Path) -> np.ndarray:
+def _load_small(path: Path, kinds: str = "fiu") -> np.ndarray:
     """Load a small metadata array fully; RecordingError naming ``path`` if absent or bad."""
-    if not path.is_file():
-        raise RecordingError(f"{path}: missing file (is this a Sensorium 2023 mouse folder?)")
     try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, EOFError, OSError) as err:
-        raise RecordingError(f"{path}: cannot read .npy file ({err})") from err
+        os.stat(path)
+    except FileNotFoundError as err:
+        raise RecordingError(
+            f"{path}: missing file (is this a Sensorium 2023 mouse folder?)"
+        ) from err
+    except OSError:
+        pass  # unreadable: load_npy says so
+    return load_npy(path, kinds, RecordingError)
 
 
 def _load_neurons(folder: Path) -> Neurons:
@@ -109,7 +94,7 @@ def _load_neurons(folder: Path) -> Neurons:
 def _load_tiers(folder: Path) -> np.ndarray:
     """(n_trials,) unicode tiers, each in KNOWN_TIERS, read-only."""
     path = folder / TIERS
-    tiers = _load_small(path)
+    tiers = _load_small(path, kinds="US")
     if tiers.ndim != 1 or tiers.dtype.kind not in "US":
         raise RecordingError(f"{path}: expected (n_trials,) strings, got {tiers.dtype.str}")
     tiers = tiers.astype(str)
@@ -242,16 +227,37 @@ class SensoriumRecording(Recording):
         length = valid_length(video, time_axis=-1)
         if length == 0:
             raise RecordingError(f"{video_path}: contains no valid frames (all NaN)")
+        if not np.isnan(video[:, :, length:]).all():
+            raise RecordingError(
+                f"{video_path} (trial {index}): frame {length} holds NaN but later frames do "
+                "not (NaN may only pad the end of a trial)"
+            )
         movie = np.array(video[:, :, :length].transpose(2, 0, 1), dtype=np.float32, order="C")
         if responses is not None:
             responses = np.array(responses[:, :length], dtype=np.float32)
+        behavior = np.array(behavior[:, :length], dtype=np.float32)
+        pupil_center = np.array(pupil_center[:, :length], dtype=np.float32)
+        for variable, values in (
+            ("videos", movie),
+            ("responses", responses),
+            ("behavior", behavior),
+            ("pupil_center", pupil_center),
+        ):
+            if values is not None:
+                check_values(
+                    f"{self._folder / data_file(variable, index)} (trial {index})",
+                    values,
+                    {"responses": RESPONSE_RANGE, "videos": MOVIE_RANGE}.get(
+                        variable, BEHAVIOR_RANGE
+                    ),
+                )
         return Trial(
             index=index,
             tier=str(self._tiers[index]),
             movie=movie,
             responses=responses,
-            behavior=np.array(behavior[:, :length], dtype=np.float32),
-            pupil_center=np.array(pupil_center[:, :length], dtype=np.float32),
+            behavior=behavior,
+            pupil_center=pupil_center,
         )
 
     def statistics(self) -> dict[str, dict[str, np.ndarray]]:

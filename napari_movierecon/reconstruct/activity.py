@@ -140,5 +140,5 @@ def write_activity_csv(activity: NeuronActivity, path: str | os.PathLike) -> Pat
     """Write ``activity.csv_text()`` to ``path`` atomically (replacing it)."""
     path = Path(path)
     text = activity.csv_text().encode("utf-8")
-    atomic_write(path, lambda handle: handle.write(text), error=MovieReconError)
+    atomic_write(path, lambda handle: handle.write(text), overwrite=True, error=MovieReconError)
     return path

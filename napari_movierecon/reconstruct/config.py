@@ -7,7 +7,11 @@ Presets are named starting points; ``bauer2025`` follows the published protocol
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from dataclasses import asdict, dataclass
+
+import numpy as np
 
 from napari_movierecon.errors import MovieReconError
 
@@ -15,6 +19,33 @@ OPTIMIZERS = ("first_moment_reference", "first_moment", "adam")
 ENSEMBLE_STRATEGIES = ("separate", "gradient")
 INITS = ("gray",)
 LOSSES = ("poisson",)
+
+
+_TYPE_WORDS = {
+    "int": "an integer",
+    "int | None": "an integer or None",
+    "float": "a finite number",
+    "float | None": "a finite number or None",
+    "bool": "true or false",
+    "str": "a string",
+}
+# Devices torch names; whether one exists on this machine is checked where it is used.
+DEVICE = re.compile(r"(cpu|cuda(:\d+)?)")
+
+
+def _typed(value, kind: str) -> bool:
+    """Whether ``value`` has the config field type ``kind`` (bools are not numbers,
+    floats must be finite)."""
+    if value is None:
+        return kind.endswith("| None")
+    kind = kind.removesuffix(" | None")
+    if kind == "bool" or isinstance(value, bool):
+        return kind == "bool" and isinstance(value, bool)
+    if kind == "int":
+        return isinstance(value, (int, np.integer))
+    if kind == "float":
+        return isinstance(value, (int, float, np.integer, np.floating)) and math.isfinite(value)
+    return isinstance(value, str)
 
 
 def config_problems(values: dict) -> dict[str, str]:
@@ -29,6 +60,11 @@ def config_problems(values: dict) -> dict[str, str]:
         if not valid:
             problems[name] = rule
 
+    for field in dataclasses.fields(ReconstructionConfig):
+        if field.name in values and not _typed(values[field.name], str(field.type)):
+            problems[field.name] = f"must be {_TYPE_WORDS[str(field.type)]}"
+    if problems:  # the rules below assume the types
+        return problems
     for name in ("iterations", "window_stride", "snapshot_every"):
         check(name, lambda v: v >= 1, "must be >= 1")
     for name, none in (
@@ -56,6 +92,7 @@ def config_problems(values: dict) -> dict[str, str]:
         ("loss", LOSSES),
     ):
         check(name, lambda v, allowed=allowed: v in allowed, f"must be one of {', '.join(allowed)}")
+    check("device", lambda v: DEVICE.fullmatch(v) is not None, "must be cpu, cuda or cuda:N")
     return problems
 
 

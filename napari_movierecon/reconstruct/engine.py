@@ -137,6 +137,8 @@ def _check_inputs(
     for name, mask in masks.items():
         if mask is not None and mask.shape != frame_shape:
             raise MovieReconError(f"{name} mask must be {frame_shape}, got {mask.shape}")
+        if mask is not None and not np.asarray(mask).any():
+            raise MovieReconError(f"{name} mask is empty (all False): no pixel to use")
 
 
 class _WindowObjective:

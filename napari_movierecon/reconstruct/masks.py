@@ -47,6 +47,7 @@ from napari_movierecon.encoders.data import TrialCache
 from napari_movierecon.encoders.ensemble import Ensemble
 from napari_movierecon.encoders.train import poisson_loss
 from napari_movierecon.errors import MovieReconError
+from napari_movierecon.io.atomic import check_target
 from napari_movierecon.io.tensor_file import read_record_file, write_record_file
 from napari_movierecon.reconstruct.config import ReconstructionConfig
 from napari_movierecon.recording import Recording
@@ -117,9 +118,7 @@ class Mask:
 def save_mask(mask: Mask, path: str | os.PathLike, overwrite: bool = False) -> Path:
     """Write ``mask`` to ``path`` (one safetensors file) atomically; refuses to replace
     an existing file unless ``overwrite``."""
-    path = Path(path)
-    if path.exists() and not overwrite:  # before checking alpha: say the first problem
-        raise MovieReconError(f"{path}: already exists; pass overwrite=True / --overwrite")
+    path = check_target(path, overwrite)  # before checking alpha: say the first problem
     alpha = _checked_alpha(np.asarray(mask.alpha), path)
     record = {**mask.record, "method": mask.method}
     return write_record_file(

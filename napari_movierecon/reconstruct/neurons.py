@@ -26,6 +26,7 @@ import numpy as np
 from skimage.measure import points_in_poly
 
 from napari_movierecon.errors import MovieReconError
+from napari_movierecon.io.npy import load_npy, regular_file
 from napari_movierecon.recording import Neurons
 
 SPEC_HELP = "use all, random:F[:SEED], top:K or ids:PATH"
@@ -194,14 +195,13 @@ class IdList(Population):
     @classmethod
     def from_file(cls, path: Path, name: str = "") -> IdList:
         """The ids listed in ``path`` (.npy, or text: one id per line, # comments)."""
-        if not path.is_file():
-            raise MovieReconError(f"{path}: no such neuron id file")
+        regular_file(path, "neuron id file")
         try:
             if path.suffix == ".npy":
-                ids = np.load(path, allow_pickle=False)
+                ids = load_npy(path, "iu")
             else:
                 ids = np.loadtxt(path, dtype=np.int64, ndmin=1, comments="#")
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, UnicodeDecodeError) as err:
             raise MovieReconError(f"{path}: not a list of integer unit ids ({err})") from err
         if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
             raise MovieReconError(f"{path}: expected a 1-D list of integer unit ids")

@@ -53,11 +53,45 @@ def save_reconstruction(
     )
 
 
+def _check_arrays(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
+    """Refuse a result whose arrays disagree: movie (T, H, W) and truth alike, mask and
+    correlation map (H, W), frame correlation (T,), neuron ids (n,) integers; float
+    arrays finite (the correlations may hold NaN where undefined)."""
+    movie, ids = arrays.get("movie"), arrays.get("neuron_ids")
+    if movie is None or movie.ndim != 3 or 0 in movie.shape or ids is None:
+        raise MovieReconError(f"{path}: lacks the movie (T, H, W) or the neuron ids")
+    t, h, w = movie.shape
+    expected = {
+        "movie": (t, h, w),
+        "truth": (t, h, w),
+        "mask": (h, w),
+        "correlation_map": (h, w),
+        "frame_correlation": (t,),
+    }
+    unknown = sorted(set(arrays) - set(ARRAYS))
+    if unknown:
+        raise MovieReconError(f"{path}: unknown arrays {unknown}")
+    for name, shape in expected.items():
+        value = arrays.get(name)
+        if value is None:
+            continue
+        if value.shape != shape:
+            raise MovieReconError(
+                f"{path}: array {name!r} is {value.shape} but the movie (T, H, W) = "
+                f"{movie.shape} needs {shape}"
+            )
+        if value.dtype.kind not in "fiub":
+            raise MovieReconError(f"{path}: array {name!r} has dtype {value.dtype.str}")
+        if name in ("movie", "truth") and not np.isfinite(value).all():
+            raise MovieReconError(f"{path}: array {name!r} holds NaN or infinite values")
+    if ids.ndim != 1 or ids.dtype.kind not in "iu" or len(np.unique(ids)) != len(ids):
+        raise MovieReconError(f"{path}: 'neuron_ids' must be distinct integers (n,)")
+
+
 def load_reconstruction(path: str | os.PathLike) -> Reconstruction:
     """Read a file written by ``save_reconstruction``; MovieReconError naming it otherwise."""
     arrays, record = read_record_file(path, "numpy", FORMAT, FORMAT_VERSION, "reconstruction file")
-    if "movie" not in arrays or arrays["movie"].ndim != 3 or "neuron_ids" not in arrays:
-        raise MovieReconError(f"{path}: lacks the movie (T, H, W) or the neuron ids")
+    _check_arrays(path, arrays)
     mask = arrays.get("mask")
     return Reconstruction(
         movie=arrays["movie"],
