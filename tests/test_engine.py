@@ -124,7 +124,8 @@ def test_window_batches_change_nothing_but_how_often_it_can_pause(monkeypatch):
     def run(batch_frames, heartbeat=False):
         monkeypatch.setattr(engine, "BATCH_FRAMES", batch_frames)
         inputs = (members, responses, np.arange(30), np.zeros((4, 40)), config)
-        return list(reconstruct(*inputs, heartbeat=heartbeat))
+        # The generic path (one window at a time through the encoder), as for the oracle.
+        return list(reconstruct(*inputs, heartbeat=heartbeat, share_frames=False))
 
     (whole,) = run(10_000)
     # 7 windows of 17 + 16 frames: 2 per batch of 66 frames -> 4 batches per member
@@ -133,6 +134,39 @@ def test_window_batches_change_nothing_but_how_often_it_can_pause(monkeypatch):
     assert batched.loss == pytest.approx(whole.loss, rel=1e-5)
     assert batched.encoder_frames == whole.encoder_frames == 3 * 2 * 7 * 33
     assert run(66, heartbeat=True).count(None) == 3 * 2 * 4  # iterations x members x batches
+
+
+@pytest.mark.parametrize(
+    ("window_frames", "stride", "strategy"),
+    [(16, 4, "separate"), (12, 5, "gradient"), (None, 8, "gradient")],
+)
+def test_shared_frames_give_the_per_window_reconstruction(window_frames, stride, strategy):
+    """Windows sharing frames (one pass over the clip) equal every window through the
+    encoder on its own: same movie, same losses, one clip of frames per member pass."""
+    members = small_ensemble()
+    rng = np.random.default_rng(2)
+    responses = rng.gamma(1.0, 1.0, (30, 40)).astype(np.float32)
+    behavior = rng.normal(size=(4, 40)).astype(np.float32)
+    config = preset(
+        "bauer2025",
+        iterations=6,
+        snapshot_every=3,
+        window_frames=window_frames,
+        window_stride=stride,
+        ensemble=strategy,
+    )
+    neurons = np.arange(3, 25)
+
+    def run(share_frames):
+        inputs = (members, responses, neurons, behavior, config)
+        return list(reconstruct(*inputs, share_frames=share_frames))
+
+    shared, alone = run(True), run(False)
+    for a, b in zip(shared, alone, strict=True):
+        np.testing.assert_allclose(a.movie, b.movie, atol=1e-3)
+        assert a.loss == pytest.approx(b.loss, rel=1e-5)
+    assert shared[-1].encoder_frames == 6 * 2 * 40
+    assert alone[-1].encoder_frames > shared[-1].encoder_frames
 
 
 @pytest.mark.parametrize(
