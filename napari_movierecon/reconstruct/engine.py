@@ -295,17 +295,17 @@ def build_objectives(
     members, responses, neurons, behavior, config, device, share_frames: bool = True
 ) -> list:
     """One window objective per member (moved to ``device``), the kind its encoder needs.
-    FastEncoder members run frozen (``FrozenFastEncoder``), their windows sharing
-    frames unless ``share_frames`` is False (then every window goes through the
-    encoder on its own, as for encoders that cannot split, e.g. the oracle)."""
+    FastEncoder members run frozen (``FrozenFastEncoder``) with their windows sharing
+    frames; with ``share_frames`` False they run as plain modules, every window through
+    the encoder on its own (the path of encoders that cannot share frames, e.g. the
+    oracle, and of FastEncoders before frame sharing; kept to check it against)."""
     objectives = []
     for member in members:
         member = member.to(device)
         if isinstance(member, DwiseNeuroEncoder):
             kind = _PlaneWindowObjective
-        elif isinstance(member, FastEncoder):
-            member = FrozenFastEncoder(member)
-            kind = _SharedFramesObjective if share_frames else _WindowObjective
+        elif isinstance(member, FastEncoder) and share_frames:
+            member, kind = FrozenFastEncoder(member), _SharedFramesObjective
         else:
             kind = _WindowObjective
         objectives.append(kind(member, responses, neurons, behavior, config, device))
@@ -330,9 +330,9 @@ def reconstruct(
     Freed memory is kept for reuse from here on (see ``allocator``).
     ``heartbeat=True`` also yields None after every batch of windows through a
     member (``BATCH_FRAMES``), so an interactive consumer can pause or stop
-    within a fraction of an iteration. ``share_frames=False`` runs every window of a
-    FastEncoder through the encoder on its own (slower, same numbers up to float
-    rounding; for checking ``_SharedFramesObjective``).
+    within a fraction of an iteration. ``share_frames=False`` runs FastEncoder members as
+    plain modules, every window through the encoder on its own (the path before
+    frame sharing: slower, same numbers up to float rounding; for checking).
 
     responses (N, T) of all the encoder's neurons (NaN padding removed);
     neurons: indices into them used in the loss; behavior (4, T) fixed;
