@@ -15,6 +15,7 @@ from napari_movierecon.insilico.mouse import InSilicoMouse, MouseSpec, TierLayou
 from napari_movierecon.insilico.population import PopulationSpec
 from napari_movierecon.insilico.stimuli import drifting_grating
 from napari_movierecon.reconstruct.config import preset
+from napari_movierecon.reconstruct.cost import estimate_reconstruction_cost
 from napari_movierecon.reconstruct.engine import reconstruct
 
 SPEC = MouseSpec(
@@ -167,6 +168,25 @@ def test_shared_frames_give_the_per_window_reconstruction(window_frames, stride,
         assert a.loss == pytest.approx(b.loss, rel=1e-5)
     assert shared[-1].encoder_frames == 6 * 2 * 40
     assert alone[-1].encoder_frames > shared[-1].encoder_frames
+
+
+def test_cycle_drives_the_movie_by_one_member_per_iteration_in_turn():
+    members = small_ensemble()
+    responses = np.random.default_rng(3).gamma(1.0, 1.0, (30, 40)).astype(np.float32)
+    inputs = (responses, np.arange(30), np.zeros((4, 40)))
+
+    def final(encoders, iterations, ensemble):
+        config = preset("fast", iterations=iterations, ensemble=ensemble, warmup_steps=0)
+        return list(reconstruct(encoders, *inputs, config))[-1]
+
+    first = final(members, 1, "cycle")
+    np.testing.assert_allclose(first.movie, final(members[:1], 1, "gradient").movie, atol=1e-4)
+    assert first.encoder_frames == 40  # one member's pass, not two
+    two = final(members, 2, "cycle")
+    assert not np.allclose(two.movie, final(members[:1], 2, "gradient").movie, atol=1e-3)
+    config = preset("fast", iterations=10, ensemble="cycle")
+    cost = estimate_reconstruction_cost(members, *inputs, config)
+    assert (cost.members, cost.windows) == (1, 1)
 
 
 @pytest.mark.parametrize(

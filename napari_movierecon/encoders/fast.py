@@ -264,6 +264,7 @@ class FrozenFastEncoder(Encoder):
             self.behavior_weights = encoder.behavior_weights.detach().clone()
             self.behavior_mean = encoder.behavior_mean.detach().clone()
             self.behavior_std = encoder.behavior_std.detach().clone()
+        self._gain_cache: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def temporal_stage(self, movie: torch.Tensor, with_context: bool = False) -> torch.Tensor:
         """Causal temporal filter output (B, T, C_t, H, W) for a movie (B, T', H, W) 0..255:
@@ -281,11 +282,15 @@ class FrozenFastEncoder(Encoder):
         blocks = padded.reshape(b, n_blocks, TEMPORAL_BLOCK * channels, height * width)
         spans = torch.matmul(self.toeplitz.t(), blocks)  # (B, blocks, block + context, H*W)
         span = TEMPORAL_BLOCK + self.context_frames
-        total = grad.new_zeros((b, n_blocks * TEMPORAL_BLOCK + self.context_frames, height * width))
-        for i in range(n_blocks):
-            total[:, i * TEMPORAL_BLOCK : i * TEMPORAL_BLOCK + span] += spans[:, i]
+        frames = n_blocks * TEMPORAL_BLOCK + self.context_frames
+        columns = spans.permute(0, 3, 2, 1).reshape(b, height * width * span, n_blocks)
+        total = F.fold(columns, (frames, 1), (span, 1), stride=(TEMPORAL_BLOCK, 1))  # overlap-add
         frames = t + self.context_frames
-        return (total[:, :frames] / CONTRAST_SCALE).reshape(b, frames, height, width)
+        return (
+            (total[:, :, :frames, 0] / CONTRAST_SCALE)
+            .transpose(1, 2)
+            .reshape(b, frames, height, width)
+        )
 
     def _temporal_forward(self, movie: torch.Tensor, with_context: bool) -> torch.Tensor:
         b, _, height, width = movie.shape
@@ -315,14 +320,21 @@ class FrozenFastEncoder(Encoder):
                 padding=self.spatial_padding,
             )
         y = y.permute(0, 2, 3, 1).contiguous()  # (B*T, h, w, C), channels last
-        split = torch.cat([F.elu(y), F.elu(-y)], dim=-1).reshape(-1, self.mix_weight.shape[0])
+        split = _OnOff.apply(y).reshape(-1, self.mix_weight.shape[0])
         mixed = F.elu(torch.addmm(self.mix_bias, split, self.mix_weight))  # (B*T*P, R)
         columns = mixed.reshape(b * t, -1).t()  # (P*R, B*T)
         drive = _FrozenReadout.apply(columns, self.readout, self.readout_t)
         drive = drive.reshape(-1, b, t).transpose(0, 1) + self.readout_bias[:, None]
-        z = (behavior - self.behavior_mean[:, None]) / self.behavior_std[:, None]
-        gain = torch.einsum("nk,bkt->bnt", self.behavior_weights, z)
-        return F.softplus(drive) * torch.exp(gain)
+        return F.softplus(drive) * self._gain(behavior)
+
+    def _gain(self, behavior: torch.Tensor) -> torch.Tensor:
+        """exp(w . standardised behaviour) (B, N, T); the last one is kept, since the
+        reconstruction passes the same behaviour tensor every iteration."""
+        if self._gain_cache is None or self._gain_cache[0] is not behavior:
+            z = (behavior - self.behavior_mean[:, None]) / self.behavior_std[:, None]
+            gain = torch.exp(torch.einsum("nk,bkt->bnt", self.behavior_weights, z))
+            self._gain_cache = (behavior, gain)
+        return self._gain_cache[1]
 
     def forward(self, movie: torch.Tensor, behavior: torch.Tensor) -> torch.Tensor:
         return self.from_temporal(self.temporal_stage(movie), behavior)
@@ -333,6 +345,8 @@ def _sorted_csr(rows, columns, values, shape) -> torch.Tensor:
     order = torch.argsort(rows * shape[1] + columns)
     counts = torch.bincount(rows, minlength=shape[0])
     pointers = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+    if len(values) < 2**31:  # 32-bit indices, as the sparse kernels use (no conversion per call)
+        pointers, columns = pointers.int(), columns.int()
     return _csr(pointers, columns[order], values[order], shape)
 
 
@@ -387,6 +401,26 @@ def _space_to_depth_kernel(
         out_channels, in_channels * stride * stride, taps, taps
     )
     return kernel.contiguous(), m_max
+
+
+class _OnOff(torch.autograd.Function):
+    """[elu(y), elu(-y)] along the last axis (the core's rectifying ON/OFF split) in one
+    pass: both halves share exp(-|y|) - 1."""
+
+    @staticmethod
+    def forward(ctx, y):
+        shifted = torch.expm1(-y.abs())
+        positive = y > 0
+        out = torch.cat([torch.where(positive, y, shifted), torch.where(positive, shifted, -y)], -1)
+        ctx.save_for_backward(shifted, positive)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        shifted, positive = ctx.saved_tensors
+        on, off = grad.chunk(2, dim=-1)
+        slope = shifted + 1  # exp(-|y|)
+        return torch.where(positive, on - off * slope, on * slope - off)
 
 
 class _UnshuffledConv(torch.autograd.Function):

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from napari_movierecon.errors import MovieReconError
 
 OPTIMIZERS = ("first_moment_reference", "first_moment", "adam")
-ENSEMBLE_STRATEGIES = ("separate", "gradient")
+ENSEMBLE_STRATEGIES = ("separate", "gradient", "cycle")
 INITS = ("gray",)
 LOSSES = ("poisson",)
 
@@ -77,7 +77,9 @@ class ReconstructionConfig:
 
     ``window_frames`` None means one pass over the whole clip. ``ensemble``:
     ``separate`` = each member reconstructs alone and the movies are averaged,
-    ``gradient`` = one movie driven by the members' averaged gradients.
+    ``gradient`` = one movie driven by the members' averaged gradients, ``cycle`` =
+    one movie driven by one member per iteration in turn (a member's cost per
+    iteration, every member's view over a few iterations).
     ``members`` None uses every member of the ensemble, k the first k.
     ``normalize_block_frames`` k: normalise each window's gradient per block of k
     frames (from the window's end) instead of as a whole.
@@ -133,7 +135,8 @@ class ReconstructionConfig:
     ensemble: str = knob(
         "separate",
         "separate: each member reconstructs alone, movies averaged; gradient: one movie "
-        "driven by the members' averaged gradients",
+        "driven by the members' averaged gradients; cycle: one movie, one member's "
+        "gradient per iteration in turn",
         choices=ENSEMBLE_STRATEGIES,
     )
     members: int | None = knob(None, "use the first k ensemble members (>= 1)", none="all")

@@ -373,7 +373,12 @@ def _iterate(config, objectives, movies, optimizers, gradient_mask, truth, eval_
     for iteration in range(1, config.iterations + 1):
         losses = []
         for k, movie in enumerate(movies):
-            chosen = objectives if config.ensemble == "gradient" else [objectives[k]]
+            if config.ensemble == "gradient":
+                chosen = objectives
+            elif config.ensemble == "cycle":
+                chosen = [objectives[(iteration - 1) % len(objectives)]]
+            else:
+                chosen = [objectives[k]]
             grads, starts = [], []
             for objective in chosen:
                 window_losses = []
