@@ -40,7 +40,7 @@ def validation_trials(recording: SimulatedRecording, clips: int) -> list[int]:
     plan = recording.mouse.plan
     first = {}
     for index in recording.trials_in("oracle"):
-        first.setdefault(plan[int(index)].clip, int(index))
+        first.setdefault(plan[int(index)].clip_key, int(index))
     return list(first.values())[:clips]
 
 
