@@ -38,10 +38,9 @@ PATHS = {
 }
 
 
-def final_snapshot(encoder, trial, config, update_mask, eval_mask, share_frames):
-    """(last snapshot, seconds) of one run."""
-    started = time.perf_counter()
-    run = reconstruct(
+def trial_run(encoder, trial, config, update_mask, eval_mask, share_frames=True):
+    """The engine's snapshot generator for a trial of all the encoder's neurons."""
+    return reconstruct(
         encoder,
         trial.responses,
         np.arange(encoder.n_neurons),
@@ -52,7 +51,12 @@ def final_snapshot(encoder, trial, config, update_mask, eval_mask, share_frames)
         eval_mask=eval_mask,
         share_frames=share_frames,
     )
-    *_, last = run
+
+
+def final_snapshot(encoder, trial, config, update_mask, eval_mask, share_frames):
+    """(last snapshot, seconds) of one run."""
+    started = time.perf_counter()
+    *_, last = trial_run(encoder, trial, config, update_mask, eval_mask, share_frames)
     return last, time.perf_counter() - started
 
 

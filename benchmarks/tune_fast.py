@@ -19,10 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from napari_movierecon.encoders.base import behavior_input
+from benchmarks.bauer2025_speed_bench import trial_run
 from napari_movierecon.insilico.simulate import SimulatedRecording
 from napari_movierecon.reconstruct.config import preset
-from napari_movierecon.reconstruct.engine import reconstruct
 from napari_movierecon.reconstruct.masks import cut_masks
 from napari_movierecon.sources import open_encoder
 
@@ -47,16 +46,7 @@ def validation_trials(recording: SimulatedRecording, clips: int) -> list[int]:
 def trajectory(encoder, trial, config, update_mask, eval_mask) -> list[tuple[int, float, float]]:
     """(iteration, masked correlation, seconds since start) at every snapshot."""
     started = time.perf_counter()
-    run = reconstruct(
-        encoder,
-        trial.responses,
-        np.arange(encoder.n_neurons),
-        behavior_input(trial),
-        config,
-        truth=trial.movie,
-        update_mask=update_mask,
-        eval_mask=eval_mask,
-    )
+    run = trial_run(encoder, trial, config, update_mask, eval_mask)
     return [(s.iteration, s.pixel_correlation, time.perf_counter() - started) for s in run]
 
 
