@@ -28,10 +28,12 @@ bench_out/mask.safetensors:
 	mkdir -p bench_out
 	.venv/bin/movierecon mask --recording sample --encoder sample --out $@
 
-# ~45 min on 2 cores (DwiseNeuro's cost ~3-5 min, the batch benchmark ~10 min of it).
+# ~50 min on 2 cores (DwiseNeuro's cost ~3-5 min, the batch benchmark ~10 min, bauer2025's
+# speed-up ~5 min of it).
 bench: setup bench_out/mask.safetensors
 	.venv/bin/python -m benchmarks.insilico_bench
 	.venv/bin/python -m benchmarks.encoder_bench --encoder napari_movierecon/sample_data/encoder/member_0.safetensors
+	.venv/bin/python -m benchmarks.bauer2025_speed_bench --iterations 20 --repeats 3 --mask bench_out/mask.safetensors
 	.venv/bin/python -m benchmarks.reconstruct_bench --presets fast --encoders ensemble,oracle --clips 5 \
 		--mask bench_out/mask.safetensors --fractions 0.125,0.25,0.5,1
 	.venv/bin/python -m benchmarks.napari_bench --repeats 3

@@ -8,7 +8,9 @@ of this machine's measured float32 matmul peak the pass reaches.
 FLOPs: the core (convolutions, forward and backward to the movie) is counted
 by torch's FlopCounterMode; the sparse readout by hand (2 x non-zeros x
 frames, once forward and once backward), because FlopCounterMode counts a
-sparse product as if it were dense. Element-wise ops are not counted.
+sparse product as if it were dense. Element-wise ops are not counted. Both paths
+are credited with the plain module's FLOPs (the work to be done; the frozen path's
+block-Toeplitz temporal filter does more arithmetic for it).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from napari_movierecon.encoders.base import Encoder
 from napari_movierecon.encoders.checkpoint import load_encoder
-from napari_movierecon.encoders.fast import FastEncoder, FastEncoderConfig
+from napari_movierecon.encoders.ensemble import Ensemble
+from napari_movierecon.encoders.fast import FastEncoder, FastEncoderConfig, FrozenFastEncoder
 from napari_movierecon.encoders.train import poisson_loss
 
 
@@ -100,30 +103,40 @@ def main() -> None:
 
     flops, readout = pass_flops(encoder, movie)
 
-    one_pass(encoder, movie, behavior, target)  # warm-up
-    passes = [one_pass(encoder, movie, behavior, target) for _ in range(args.runs)]
-    forwards = []
-    with torch.no_grad():
-        for _ in range(args.runs):
-            start = time.perf_counter()
-            encoder(movie, behavior)
-            forwards.append(time.perf_counter() - start)
+    members = getattr(encoder, "members", [encoder])
+    frozen = Ensemble([FrozenFastEncoder(m) for m in members])
+    paths = {"plain FastEncoder": encoder, "FrozenFastEncoder (reconstruction)": frozen}
+    for model in paths.values():
+        one_pass(model, movie, behavior, target)  # warm-up
+    passes = {name: [] for name in paths}
+    forwards = {name: [] for name in paths}
+    for _ in range(args.runs):
+        for name, model in paths.items():
+            passes[name].append(one_pass(model, movie, behavior, target))
+            with torch.no_grad():
+                start = time.perf_counter()
+                model(movie, behavior)
+                forwards[name].append(time.perf_counter() - start)
     peak = matmul_peak()
-    median = statistics.median(passes)
 
     print(f"# encoder benchmark ({args.threads} torch threads): {label}")
     print(f"neurons {encoder.n_neurons}, clip {args.frames} x {shape[0]} x {shape[1]}")
-    print(
-        f"forward+backward to the movie (median of {args.runs}): {median:.3f} s "
-        f"(all: {', '.join(f'{t:.3f}' for t in passes)})"
-    )
-    print(f"forward only (median of {args.runs}): {statistics.median(forwards):.3f} s")
     print(
         f"FLOPs per forward+backward pass: {flops / 1e9:.2f} GFLOP "
         f"(of which sparse readout {readout / 1e9:.2f})"
     )
     print(f"measured float32 matmul peak: {peak / 1e9:.1f} GFLOP/s")
-    print(f"achieved: {flops / median / 1e9:.1f} GFLOP/s = {flops / median / peak:.1%} of peak")
+    for name in paths:
+        median = statistics.median(passes[name])
+        print(f"## {name}")
+        print(
+            f"forward+backward to the movie (median of {args.runs}): {median:.3f} s "
+            f"(all: {', '.join(f'{t:.3f}' for t in passes[name])})"
+        )
+        print(f"forward only (median of {args.runs}): {statistics.median(forwards[name]):.3f} s")
+        print(f"achieved: {flops / median / 1e9:.1f} GFLOP/s = {flops / median / peak:.1%} of peak")
+    ratio = statistics.median(plain / fast for plain, fast in zip(*passes.values(), strict=True))
+    print(f"speed-up of the reconstruction path (median of per-run ratios): {ratio:.2f}x")
 
 
 if __name__ == "__main__":

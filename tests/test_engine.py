@@ -15,6 +15,7 @@ from napari_movierecon.insilico.mouse import InSilicoMouse, MouseSpec, TierLayou
 from napari_movierecon.insilico.population import PopulationSpec
 from napari_movierecon.insilico.stimuli import drifting_grating
 from napari_movierecon.reconstruct.config import preset
+from napari_movierecon.reconstruct.cost import estimate_reconstruction_cost
 from napari_movierecon.reconstruct.engine import reconstruct
 
 SPEC = MouseSpec(
@@ -124,7 +125,8 @@ def test_window_batches_change_nothing_but_how_often_it_can_pause(monkeypatch):
     def run(batch_frames, heartbeat=False):
         monkeypatch.setattr(engine, "BATCH_FRAMES", batch_frames)
         inputs = (members, responses, np.arange(30), np.zeros((4, 40)), config)
-        return list(reconstruct(*inputs, heartbeat=heartbeat))
+        # The generic path (one window at a time through the encoder), as for the oracle.
+        return list(reconstruct(*inputs, heartbeat=heartbeat, share_frames=False))
 
     (whole,) = run(10_000)
     # 7 windows of 17 + 16 frames: 2 per batch of 66 frames -> 4 batches per member
@@ -133,6 +135,58 @@ def test_window_batches_change_nothing_but_how_often_it_can_pause(monkeypatch):
     assert batched.loss == pytest.approx(whole.loss, rel=1e-5)
     assert batched.encoder_frames == whole.encoder_frames == 3 * 2 * 7 * 33
     assert run(66, heartbeat=True).count(None) == 3 * 2 * 4  # iterations x members x batches
+
+
+@pytest.mark.parametrize(
+    ("window_frames", "stride", "strategy"),
+    [(16, 4, "separate"), (12, 5, "gradient"), (None, 8, "gradient")],
+)
+def test_shared_frames_give_the_per_window_reconstruction(window_frames, stride, strategy):
+    """Windows sharing frames (one pass over the clip) equal every window through the
+    encoder on its own: same movie, same losses, one clip of frames per member pass."""
+    members = small_ensemble()
+    rng = np.random.default_rng(2)
+    responses = rng.gamma(1.0, 1.0, (30, 40)).astype(np.float32)
+    behavior = rng.normal(size=(4, 40)).astype(np.float32)
+    config = preset(
+        "bauer2025",
+        iterations=6,
+        snapshot_every=3,
+        window_frames=window_frames,
+        window_stride=stride,
+        ensemble=strategy,
+    )
+    neurons = np.arange(3, 25)
+
+    def run(share_frames):
+        inputs = (members, responses, neurons, behavior, config)
+        return list(reconstruct(*inputs, share_frames=share_frames))
+
+    shared, alone = run(True), run(False)
+    for a, b in zip(shared, alone, strict=True):
+        np.testing.assert_allclose(a.movie, b.movie, atol=1e-3)
+        assert a.loss == pytest.approx(b.loss, rel=1e-5)
+    assert shared[-1].encoder_frames == 6 * 2 * 40
+    assert alone[-1].encoder_frames > shared[-1].encoder_frames
+
+
+def test_cycle_drives_the_movie_by_one_member_per_iteration_in_turn():
+    members = small_ensemble()
+    responses = np.random.default_rng(3).gamma(1.0, 1.0, (30, 40)).astype(np.float32)
+    inputs = (responses, np.arange(30), np.zeros((4, 40)))
+
+    def final(encoders, iterations, ensemble):
+        config = preset("fast", iterations=iterations, ensemble=ensemble, warmup_steps=0)
+        return list(reconstruct(encoders, *inputs, config))[-1]
+
+    first = final(members, 1, "cycle")
+    np.testing.assert_allclose(first.movie, final(members[:1], 1, "gradient").movie, atol=1e-4)
+    assert first.encoder_frames == 40  # one member's pass, not two
+    two = final(members, 2, "cycle")
+    assert not np.allclose(two.movie, final(members[:1], 2, "gradient").movie, atol=1e-3)
+    config = preset("fast", iterations=10, ensemble="cycle")
+    cost = estimate_reconstruction_cost(members, *inputs, config)
+    assert (cost.members, cost.windows) == (1, 1)
 
 
 @pytest.mark.parametrize(

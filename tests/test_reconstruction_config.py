@@ -24,9 +24,9 @@ def test_bauer2025_preset_holds_the_published_protocol():
     assert (config.ensemble, config.smoothing_sigma, config.init) == ("separate", 0.5, "gray")
 
 
-def test_fast_preset_uses_whole_clip_joint_ensemble():
+def test_fast_preset_uses_whole_clip_members_in_turn():
     config = preset("fast")
-    assert config.window_frames is None and config.ensemble == "gradient"
+    assert config.window_frames is None and config.ensemble == "cycle"
     assert config.iterations < preset("bauer2025").iterations
 
 

@@ -34,6 +34,9 @@ from napari_movierecon.errors import MovieReconError
 
 GRAY_LEVEL = 127.5
 CONTRAST_SCALE = 64.0
+# Output frames per block of the frozen encoder's temporal filter (one matrix product
+# per block): the reference windows' 32 frames.
+TEMPORAL_BLOCK = 32
 
 
 @dataclass(frozen=True)
@@ -201,3 +204,253 @@ def _csr(rows, indices, values, shape) -> torch.Tensor:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
         return torch.sparse_csr_tensor(rows, indices, values, shape, check_invariants=False)
+
+
+class FrozenFastEncoder(Encoder):
+    """A frozen ``FastEncoder``'s rates, and their gradient with respect to the movie,
+    computed faster (same numbers up to float rounding). Built once per run from a
+    snapshot of the encoder's weights; the encoder itself is left unchanged (training
+    never sees this class). What it saves, per forward+backward to the movie:
+
+    - the strided spatial convolution runs as a stride-1 convolution on the
+      space-to-depth input (``pixel_unshuffle``); its backward is then a plain
+      convolution with the flipped kernel instead of torch's much slower strided
+      transposed convolution;
+    - the 1x1 mix and the ON/OFF split work channels-last, as matrix products;
+    - the sparse readout matrix and its transpose are built once (CSR), and no
+      gradient flows to the frozen readout weights.
+
+    ``temporal_stage`` and ``from_temporal`` split the pass after the causal
+    temporal filter: everything after it works frame by frame, which the
+    reconstruction engine uses to share frames between overlapping windows.
+    """
+
+    def __init__(self, encoder: FastEncoder) -> None:
+        super().__init__()
+        self.unit_ids = encoder.unit_ids
+        self.context_frames = encoder.context_frames
+        self.frame_shape = encoder.frame_shape
+        self.feature_shape = encoder.feature_shape
+        self.stride = encoder.config.stride
+        height, width = self.frame_shape
+        with torch.no_grad():
+            self.toeplitz = _toeplitz(encoder.temporal.weight.detach()[:, 0], TEMPORAL_BLOCK)
+            self.temporal_bias = encoder.temporal.bias.detach().clone()
+            spatial = encoder.spatial.weight.detach()
+            self.spatial_bias = encoder.spatial.bias.detach().clone()
+            self.spatial_padding = encoder.config.spatial_kernel // 2
+            unshuffled = _space_to_depth_kernel(spatial, self.stride, self.spatial_padding)
+            self.unshuffle = (
+                unshuffled is not None and height % self.stride == 0 and width % self.stride == 0
+            )
+            if self.unshuffle:
+                self.spatial_weight, self.unshuffled_padding = unshuffled
+                self.flipped_weight = self.spatial_weight.flip(2, 3).transpose(0, 1).contiguous()
+            else:
+                self.spatial_weight = spatial.clone()
+            self.mix_weight = encoder.mix.weight.detach()[:, :, 0, 0].t().contiguous()
+            self.mix_bias = encoder.mix.bias.detach().clone()
+            rows, columns, values = encoder.readout_parts()
+            n_channels = encoder.feature_weights.shape[1]
+            pixels = self.feature_shape[0] * self.feature_shape[1]
+            # Channels-last feature columns: pixel-major, channel-minor.
+            channel, pixel = columns // pixels, columns % pixels
+            columns = pixel * n_channels + channel
+            shape = (len(rows) - 1, n_channels * pixels)
+            neuron = torch.repeat_interleave(torch.arange(shape[0]), rows.diff())
+            self.readout = _sorted_csr(neuron, columns, values.detach(), shape)
+            self.readout_t = _sorted_csr(columns, neuron, values.detach(), shape[::-1])
+            self.readout_bias = encoder.bias.detach().clone()
+            self.behavior_weights = encoder.behavior_weights.detach().clone()
+            self.behavior_mean = encoder.behavior_mean.detach().clone()
+            self.behavior_std = encoder.behavior_std.detach().clone()
+        self._gain_cache: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def temporal_stage(self, movie: torch.Tensor, with_context: bool = False) -> torch.Tensor:
+        """Causal temporal filter output (B, T, C_t, H, W) for a movie (B, T', H, W) 0..255:
+        T = T' with gray before the clip, or T = T' - context_frames when the movie
+        already starts with its context (``with_context``). Differentiable."""
+        return _TemporalFilter.apply(movie, self, with_context)
+
+    def temporal_adjoint(self, grad: torch.Tensor) -> torch.Tensor:
+        """The gradient (B, T + context_frames, H, W) with respect to a movie that starts
+        with its context, of sum(grad * temporal_stage(movie, with_context=True)), for
+        ``grad`` (B, T, C_t, H, W). Linear in ``grad``; the movie does not matter."""
+        b, t, channels, height, width = grad.shape
+        n_blocks = -(-t // TEMPORAL_BLOCK)
+        padded = F.pad(grad, (0, 0, 0, 0, 0, 0, 0, n_blocks * TEMPORAL_BLOCK - t))
+        blocks = padded.reshape(b, n_blocks, TEMPORAL_BLOCK * channels, height * width)
+        spans = torch.matmul(self.toeplitz.t(), blocks)  # (B, blocks, block + context, H*W)
+        span = TEMPORAL_BLOCK + self.context_frames
+        frames = n_blocks * TEMPORAL_BLOCK + self.context_frames
+        columns = spans.permute(0, 3, 2, 1).reshape(b, height * width * span, n_blocks)
+        total = F.fold(columns, (frames, 1), (span, 1), stride=(TEMPORAL_BLOCK, 1))  # overlap-add
+        frames = t + self.context_frames
+        return (
+            (total[:, :, :frames, 0] / CONTRAST_SCALE)
+            .transpose(1, 2)
+            .reshape(b, frames, height, width)
+        )
+
+    def _temporal_forward(self, movie: torch.Tensor, with_context: bool) -> torch.Tensor:
+        b, _, height, width = movie.shape
+        x = ((movie - GRAY_LEVEL) / CONTRAST_SCALE).reshape(b, -1, height * width)
+        if not with_context:
+            x = F.pad(x, (0, 0, self.context_frames, 0))  # causal: gray before the clip
+        t = x.shape[1] - self.context_frames
+        n_blocks = -(-t // TEMPORAL_BLOCK)
+        x = F.pad(x, (0, 0, 0, n_blocks * TEMPORAL_BLOCK - t))
+        windows = x.unfold(1, TEMPORAL_BLOCK + self.context_frames, TEMPORAL_BLOCK)
+        h = torch.matmul(self.toeplitz, windows.transpose(-1, -2))  # (B, blocks, block*C, HW)
+        h = h.reshape(b, n_blocks * TEMPORAL_BLOCK, -1, height, width)[:, :t]
+        return h + self.temporal_bias[:, None, None]
+
+    def from_temporal(self, h: torch.Tensor, behavior: torch.Tensor) -> torch.Tensor:
+        """Rates (B, N, T) from ``temporal_stage``'s output (B, T, C_t, H, W); frame by frame."""
+        b, t = h.shape[:2]
+        frames = h.reshape(b * t, *h.shape[2:])
+        if self.unshuffle:
+            y = _UnshuffledConv.apply(frames, self)
+        else:
+            y = F.conv2d(
+                frames,
+                self.spatial_weight,
+                self.spatial_bias,
+                stride=self.stride,
+                padding=self.spatial_padding,
+            )
+        y = y.permute(0, 2, 3, 1).contiguous()  # (B*T, h, w, C), channels last
+        split = _OnOff.apply(y).reshape(-1, self.mix_weight.shape[0])
+        mixed = F.elu(torch.addmm(self.mix_bias, split, self.mix_weight))  # (B*T*P, R)
+        columns = mixed.reshape(b * t, -1).t()  # (P*R, B*T)
+        drive = _FrozenReadout.apply(columns, self.readout, self.readout_t)
+        drive = drive.reshape(-1, b, t).transpose(0, 1) + self.readout_bias[:, None]
+        return F.softplus(drive) * self._gain(behavior)
+
+    def _gain(self, behavior: torch.Tensor) -> torch.Tensor:
+        """exp(w . standardised behaviour) (B, N, T); the last one is kept, since the
+        reconstruction passes the same behaviour tensor every iteration."""
+        if self._gain_cache is None or self._gain_cache[0] is not behavior:
+            z = (behavior - self.behavior_mean[:, None]) / self.behavior_std[:, None]
+            gain = torch.exp(torch.einsum("nk,bkt->bnt", self.behavior_weights, z))
+            self._gain_cache = (behavior, gain)
+        return self._gain_cache[1]
+
+    def forward(self, movie: torch.Tensor, behavior: torch.Tensor) -> torch.Tensor:
+        return self.from_temporal(self.temporal_stage(movie), behavior)
+
+
+def _sorted_csr(rows, columns, values, shape) -> torch.Tensor:
+    """A CSR matrix from (row, column, value) triplets in any order."""
+    order = torch.argsort(rows * shape[1] + columns)
+    counts = torch.bincount(rows, minlength=shape[0])
+    pointers = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+    if len(values) < 2**31:  # 32-bit indices, as the sparse kernels use (no conversion per call)
+        pointers, columns = pointers.int(), columns.int()
+    return _csr(pointers, columns[order], values[order], shape)
+
+
+def _toeplitz(kernels: torch.Tensor, frames: int) -> torch.Tensor:
+    """The causal temporal filter bank ``kernels`` (C, k) as a matrix (frames*C,
+    frames + k - 1): row (f, c) filters input frames f..f+k-1 into output frame f."""
+    channels, size = kernels.shape
+    matrix = kernels.new_zeros((frames, channels, frames + size - 1))
+    for f in range(frames):
+        matrix[f, :, f : f + size] = kernels
+    return matrix.reshape(frames * channels, frames + size - 1)
+
+
+class _TemporalFilter(torch.autograd.Function):
+    """The temporal filter bank as block-Toeplitz matrix products (a 1-input-channel
+    convolution is slow on CPU); backward through ``temporal_adjoint``."""
+
+    @staticmethod
+    def forward(ctx, movie, encoder, with_context):
+        ctx.encoder, ctx.with_context = encoder, with_context
+        return encoder._temporal_forward(movie, with_context)
+
+    @staticmethod
+    def backward(ctx, grad):
+        movie_grad = ctx.encoder.temporal_adjoint(grad.contiguous())
+        if not ctx.with_context:
+            movie_grad = movie_grad[:, ctx.encoder.context_frames :]
+        return movie_grad, None, None
+
+
+def _space_to_depth_kernel(
+    weight: torch.Tensor, stride: int, padding: int
+) -> tuple[torch.Tensor, int] | None:
+    """The kernel (O, C*s*s, k', k') and padding of the stride-1 convolution on
+    ``pixel_unshuffle(x, s)`` equal to ``conv2d(x, weight, stride=s, padding=padding)``,
+    or None when that convolution would need uneven padding.
+
+    Tap k of the strided kernel reads input offset k - padding = s*m + p (phase p,
+    step m); the new kernel holds, per phase, the taps of steps m_min..m_max."""
+    size = weight.shape[-1]
+    m_min = -padding // stride  # floor(-padding / stride)
+    m_max = (size - 1 - padding) // stride
+    if m_max != -m_min:
+        return None
+    taps = m_max - m_min + 1
+    lead = padding + stride * m_min  # <= 0: zeros before tap 0
+    trail = stride * taps - size + lead
+    padded = F.pad(weight, (-lead, trail, -lead, trail))  # (O, C, s*taps, s*taps)
+    out_channels, in_channels = weight.shape[:2]
+    kernel = padded.reshape(out_channels, in_channels, taps, stride, taps, stride)
+    kernel = kernel.permute(0, 1, 3, 5, 2, 4).reshape(
+        out_channels, in_channels * stride * stride, taps, taps
+    )
+    return kernel.contiguous(), m_max
+
+
+class _OnOff(torch.autograd.Function):
+    """[elu(y), elu(-y)] along the last axis (the core's rectifying ON/OFF split) in one
+    pass: both halves share exp(-|y|) - 1."""
+
+    @staticmethod
+    def forward(ctx, y):
+        shifted = torch.expm1(-y.abs())
+        positive = y > 0
+        out = torch.cat([torch.where(positive, y, shifted), torch.where(positive, shifted, -y)], -1)
+        ctx.save_for_backward(shifted, positive)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        shifted, positive = ctx.saved_tensors
+        on, off = grad.chunk(2, dim=-1)
+        slope = shifted + 1  # exp(-|y|)
+        return torch.where(positive, on - off * slope, on * slope - off)
+
+
+class _UnshuffledConv(torch.autograd.Function):
+    """The strided spatial convolution as a stride-1 one on the space-to-depth input;
+    backward to the input only (a plain convolution with the flipped kernel)."""
+
+    @staticmethod
+    def forward(ctx, frames, encoder):
+        ctx.encoder = encoder
+        x = F.pixel_unshuffle(frames, encoder.stride).contiguous(memory_format=torch.channels_last)
+        return F.conv2d(
+            x, encoder.spatial_weight, encoder.spatial_bias, padding=encoder.unshuffled_padding
+        )
+
+    @staticmethod
+    def backward(ctx, grad):
+        encoder = ctx.encoder
+        grad_x = F.conv2d(grad, encoder.flipped_weight, padding=encoder.unshuffled_padding)
+        return F.pixel_shuffle(grad_x, encoder.stride), None
+
+
+class _FrozenReadout(torch.autograd.Function):
+    """``readout @ columns`` with the frozen CSR matrix; backward to the columns only,
+    through the cached transpose."""
+
+    @staticmethod
+    def forward(ctx, columns, readout, readout_t):
+        ctx.readout_t = readout_t
+        return readout @ columns.contiguous()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ctx.readout_t @ grad.contiguous(), None, None

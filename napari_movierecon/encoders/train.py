@@ -65,9 +65,14 @@ class TrainingEvent:
     extra: dict = field(default_factory=dict)
 
 
+def poisson_terms(rates: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
+    """Poisson negative log-likelihood (up to a constant) of each response given its rate."""
+    return rates - responses * torch.log(rates + POISSON_EPS)
+
+
 def poisson_loss(rates: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
     """Mean Poisson negative log-likelihood (up to a constant) of responses given rates."""
-    return (rates - responses * torch.log(rates + POISSON_EPS)).mean()
+    return poisson_terms(rates, responses).mean()
 
 
 def per_neuron_correlation(predicted: np.ndarray, observed: np.ndarray) -> np.ndarray:

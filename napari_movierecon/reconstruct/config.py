@@ -16,7 +16,7 @@ import numpy as np
 from napari_movierecon.errors import MovieReconError
 
 OPTIMIZERS = ("first_moment_reference", "first_moment", "adam")
-ENSEMBLE_STRATEGIES = ("separate", "gradient")
+ENSEMBLE_STRATEGIES = ("separate", "gradient", "cycle")
 INITS = ("gray",)
 LOSSES = ("poisson",)
 
@@ -114,7 +114,9 @@ class ReconstructionConfig:
 
     ``window_frames`` None means one pass over the whole clip. ``ensemble``:
     ``separate`` = each member reconstructs alone and the movies are averaged,
-    ``gradient`` = one movie driven by the members' averaged gradients.
+    ``gradient`` = one movie driven by the members' averaged gradients, ``cycle`` =
+    one movie driven by one member per iteration in turn (a member's cost per
+    iteration, every member's view over a few iterations).
     ``members`` None uses every member of the ensemble, k the first k.
     ``normalize_block_frames`` k: normalise each window's gradient per block of k
     frames (from the window's end) instead of as a whole.
@@ -170,7 +172,8 @@ class ReconstructionConfig:
     ensemble: str = knob(
         "separate",
         "separate: each member reconstructs alone, movies averaged; gradient: one movie "
-        "driven by the members' averaged gradients",
+        "driven by the members' averaged gradients; cycle: one movie, one member's "
+        "gradient per iteration in turn",
         choices=ENSEMBLE_STRATEGIES,
     )
     members: int | None = knob(None, "use the first k ensemble members (>= 1)", none="all")
@@ -211,25 +214,30 @@ class ReconstructionConfig:
         return self.from_json({**self.to_json(), **changes})
 
 
-# ``fast``: the whole clip in one pass per member (no overlapping windows), one
-# movie driven by the members' averaged normalised gradients, a 10x larger
-# step with a 3-step warm-up, 40 iterations. Chosen on two validation-tier
-# (``oracle``) clips of the sample mouse with the sample ensemble
-# (pixel correlation 0.72 and 0.76 in the RF-covered region, ~35 s each on
-# 2 CPU threads); never tuned on test clips. Standard bias correction
-# (``first_moment``), not the reference code's step schedule. On the 5 test
-# clips with the transparency mask it ends above bauer2025 (0.713 vs 0.649) at
-# ~1/129 of its time (docs/reconstruction.md).
+# ``fast``: the whole clip in one pass (no overlapping windows), one movie driven
+# by one member's normalised gradient per iteration, the members in turn
+# (``cycle``), a 10x larger step with a 3-step warm-up, 32 iterations. Standard
+# bias correction (``first_moment``), not the reference code's step schedule.
+# Chosen on validation-tier (``oracle``) clips only, never on test clips: first
+# (2026-11) the step, warm-up and whole-clip window on two clips (0.72 and 0.76 in
+# the RF-covered region, then with all members' averaged gradients and 40
+# iterations); then (2026-12-02, ``python -m benchmarks.tune_fast --mask
+# bench_out/mask.safetensors --clips 2``, validation trials 14 and 20, transparency
+# mask) ``cycle`` reached 0.867 at 32 iterations against 0.866 for the averaged
+# gradients at 40 (3x the encoder passes per iteration) and 0.828 for one member
+# alone at its best (28); a 2x step was ahead early (0.594 vs 0.519 at 4
+# iterations) but ended lower (0.861 at 32). On the 5 test clips see
+# docs/reconstruction.md.
 PRESETS: dict[str, ReconstructionConfig] = {
     "bauer2025": ReconstructionConfig(),
     "fast": ReconstructionConfig(
         preset="fast",
-        iterations=40,
+        iterations=32,
         learning_rate=10000.0,
         warmup_steps=3,
         optimizer="first_moment",
         window_frames=None,
-        ensemble="gradient",
+        ensemble="cycle",
         snapshot_every=2,
     ),
     # ``fast_window``: ``fast`` for encoders that see fixed windows (DwiseNeuro): the

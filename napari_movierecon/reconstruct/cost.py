@@ -29,7 +29,8 @@ CONFIRM_ABOVE_S = 3600.0
 @dataclass(frozen=True)
 class CostEstimate:
     """Seconds per window (forward+backward of one loss window of one member), windows
-    per member per iteration, members, iterations and the resulting wall time."""
+    per member per iteration, members run per iteration (1 under ``cycle``),
+    iterations and the resulting wall time."""
 
     seconds_per_window: float
     windows: int
@@ -90,7 +91,7 @@ def estimate_reconstruction_cost(encoder, responses, neurons, behavior, config) 
     return CostEstimate(
         seconds / windows_in_batch,
         len(objective.starts),
-        len(members),
+        1 if config.ensemble == "cycle" else len(members),  # members run per iteration
         config.iterations,
         str(device),
     )

@@ -135,7 +135,7 @@ def test_an_error_inside_a_run_is_reported_and_the_viewer_stays_usable(ready, qt
     from napari_movierecon.reconstruct import engine
 
     calls = []
-    original = engine._WindowObjective.gradients
+    original = engine._SharedFramesObjective.gradients  # the sample ensemble's path
 
     def failing(self, movie, batch):
         calls.append(1)
@@ -143,7 +143,7 @@ def test_an_error_inside_a_run_is_reported_and_the_viewer_stays_usable(ready, qt
             raise RuntimeError("simulated out-of-memory in the encoder")
         return original(self, movie, batch)
 
-    monkeypatch.setattr(engine._WindowObjective, "gradients", failing)
+    monkeypatch.setattr(engine._SharedFramesObjective, "gradients", failing)
     ready.set_params(iterations=10, **SHORT)
     run = ready.run.start_run()
     _wait_finished(qtbot, run)

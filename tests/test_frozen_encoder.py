@@ -1,0 +1,74 @@
+"""FrozenFastEncoder: the reconstruction's faster path gives the plain module's numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from napari_movierecon.encoders.fast import FastEncoder, FastEncoderConfig, FrozenFastEncoder
+from napari_movierecon.encoders.train import poisson_loss
+
+
+def random_encoder(config: FastEncoderConfig, n: int = 40, seed: int = 0) -> FastEncoder:
+    """An encoder with every weight random (biases, behaviour weights included)."""
+    torch.manual_seed(seed)
+    positions = np.random.default_rng(seed).uniform(-1, 1, (n, 2))
+    encoder = FastEncoder(
+        config,
+        np.arange(n),
+        behavior_mean=np.array([1.0, 2.0, 0.0, -1.0]),
+        behavior_std=np.array([0.5, 2.0, 1.0, 3.0]),
+        positions=positions,
+    )
+    with torch.no_grad():
+        for parameter in encoder.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.3)
+    return encoder.eval().requires_grad_(False)
+
+
+def rates_and_movie_gradient(encoder, movie, behavior, target):
+    movie = movie.clone().requires_grad_(True)
+    rates = encoder(movie, behavior)
+    (grad,) = torch.autograd.grad(poisson_loss(rates, target), movie)
+    return rates, grad
+
+
+def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(((a - b).abs().max() / b.abs().max()).detach())
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        FastEncoderConfig(),  # the sample ensemble's architecture (space-to-depth path)
+        FastEncoderConfig(frame_shape=(35, 63), kernel_frames=7, channels=6),  # odd frame
+        FastEncoderConfig(spatial_kernel=3, stride=3, temporal_channels=2),  # uneven pad
+        FastEncoderConfig(spatial_kernel=5, stride=1, readout_channels=5),
+    ],
+)
+def test_frozen_path_matches_the_plain_module(config):
+    encoder = random_encoder(config)
+    rng = torch.Generator().manual_seed(1)
+    movie = torch.rand(2, 45, *config.frame_shape, generator=rng) * 255
+    behavior = torch.randn(2, 4, 45, generator=rng)
+    target = torch.rand(2, encoder.n_neurons, 45, generator=rng) * 2
+    before = {k: v.clone() for k, v in encoder.state_dict().items()}
+    frozen = FrozenFastEncoder(encoder)
+    rates, grad = rates_and_movie_gradient(encoder, movie, behavior, target)
+    fast_rates, fast_grad = rates_and_movie_gradient(frozen, movie, behavior, target)
+    assert relative_error(fast_rates, rates) < 1e-4
+    assert relative_error(fast_grad, grad) < 1e-4
+    for name, value in encoder.state_dict().items():  # the encoder itself is untouched
+        torch.testing.assert_close(value, before[name], rtol=0, atol=0)
+
+
+def test_temporal_adjoint_is_the_temporal_filters_gradient():
+    frozen = FrozenFastEncoder(random_encoder(FastEncoderConfig(kernel_frames=9)))
+    rng = torch.Generator().manual_seed(3)
+    movie = (torch.rand(3, 8 + 70, 36, 64, generator=rng) * 255).requires_grad_(True)
+    filtered = frozen.temporal_stage(movie, with_context=True)
+    assert filtered.shape == (3, 70, 4, 36, 64)
+    grad = torch.randn(filtered.shape, generator=rng)
+    (expected,) = torch.autograd.grad((filtered * grad).sum(), movie)
+    assert relative_error(frozen.temporal_adjoint(grad), expected) < 1e-5
