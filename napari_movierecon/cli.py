@@ -298,6 +298,10 @@ def run_reconstruct(args: argparse.Namespace) -> None:
     changes = {"device": args.device}
     if args.iterations is not None:
         changes["iterations"] = args.iterations
+    if args.holdout is not None:
+        changes["holdout_fraction"] = args.holdout
+    if args.holdout_patience is not None:
+        changes["holdout_patience"] = args.holdout_patience
     recording = open_recording(args.recording)
     trial = recording.trial(args.trial)
     encoder = _open_encoder(args, recording)
@@ -333,6 +337,12 @@ def run_reconstruct(args: argparse.Namespace) -> None:
         progress(snapshot.iteration, snapshot.iterations)
     result = job.result(snapshot)
     save_reconstruction(result, args.out, overwrite=args.overwrite)
+    if snapshot.chosen_iteration is not None:
+        print(
+            f"stopping rule: kept the movie after {snapshot.chosen_iteration} iterations "
+            f"(stopped after {snapshot.iteration})",
+            file=sys.stderr,
+        )
     print(
         f"pixel correlation {snapshot.pixel_correlation:.4f} ({result.record['metrics']['mask']}, "
         f"first {snapshot.skip_frames} frames skipped), {snapshot.elapsed_s:.1f} s; "
@@ -691,6 +701,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--neurons", default="all", help="all | random:F[:SEED] | top:K | ids:PATH (default all)"
     )
     rec.add_argument("--iterations", type=int, default=None, help="override the preset's")
+    rec.add_argument(
+        "--holdout",
+        type=float,
+        default=None,
+        help="stopping rule: hold out this fraction of the neurons from the loss and keep the "
+        "movie that predicts them best (override the preset's)",
+    )
+    rec.add_argument(
+        "--holdout-patience",
+        type=int,
+        default=None,
+        help="stopping rule: stop after this many iterations without improvement",
+    )
     rec.add_argument("--update-mask", type=Path, default=None, help=".npy (H, W) bool")
     rec.add_argument("--eval-mask", type=Path, default=None, help=".npy (H, W) bool")
     rec.add_argument(
