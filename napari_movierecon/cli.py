@@ -7,6 +7,8 @@
     movierecon mask --recording sample|DIR --encoder sample|CKPT --out MASK.safetensors
     movierecon reconstruct --recording sample|DIR --trial I --encoder sample|CKPT --out F
     movierecon convert --encoder MODEL.pth|FOLDS_DIR --recording DIR [--mouse K] --out F
+    movierecon distill --teacher ENCODER --recording R --out DIR [--members K]
+    movierecon probe --encoder E [--recording R] --kind noise|gratings --out DIR
     movierecon batch PLAN.toml --out DIR [--dry-run] [--scheduler ADDR | --cluster slurm]
     movierecon figures --out docs/figures
     movierecon view            # napari with the plugin and the in-silico sample open
@@ -758,6 +760,10 @@ def build_parser() -> argparse.ArgumentParser:
     mask.set_defaults(run=run_mask)
 
     _add_convert_parser(commands)
+
+    from napari_movierecon.science_cli import add_science_parsers
+
+    add_science_parsers(commands)
 
     view = commands.add_parser("view", help="open napari with the plugin and the in-silico sample")
     view.set_defaults(run=run_view)
