@@ -136,7 +136,8 @@ def main() -> None:
                         encoder, recording.trial(index), config, mask, update_mask
                     ),
                 )
-            best_iteration, best = max(results["off"]["trajectory"], key=lambda p: p[1])
+            scored = [p for p in results["off"]["trajectory"] if np.isfinite(p[1])]  # not gray
+            best_iteration, best = max(scored, key=lambda p: p[1])
             row = {
                 "best": best,
                 "final": results["off"]["final"],

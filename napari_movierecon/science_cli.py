@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from napari_movierecon.cli import _add_mouse_option, _training_reporter
+from napari_movierecon.cli import _add_mouse_option, _Progress, _training_reporter
 from napari_movierecon.errors import MovieReconError
 
 
@@ -91,6 +91,155 @@ def add_distill_parser(commands) -> None:
     distill.set_defaults(run=run_distill)
 
 
+def _scales(text: str | None) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise MovieReconError(f"scales must be comma-separated numbers, got {text!r}") from None
+
+
+def _probe_population(args: argparse.Namespace, encoder, recording):
+    """(neuron indices, population record, behaviour (4, T) or None) for ``probe``."""
+    import numpy as np
+
+    from napari_movierecon.encoders.base import behavior_input
+    from napari_movierecon.encoders.checkpoint import check_neurons
+    from napari_movierecon.reconstruct.neurons import (
+        Selection,
+        encoder_reliability,
+        parse_population,
+    )
+
+    population = parse_population(args.neurons)
+    if recording is None:
+        if args.neurons != "all":
+            raise MovieReconError("--neurons other than 'all' needs --recording")
+        return np.arange(encoder.n_neurons), population.to_dict(), None
+    check_neurons(encoder, recording.neurons.ids, recording.name)
+    chosen = Selection.of(population, recording.neurons, encoder_reliability(encoder))
+    tier = "oracle" if len(recording.trials_in("oracle")) else "train"
+    trial = recording.trial(int(recording.trials_in(tier)[0]))
+    if trial.length < args.frames:
+        raise MovieReconError(
+            f"{recording.name}: trial {trial.index} has {trial.length} frames of behaviour; "
+            f"--frames must be <= {trial.length}"
+        )
+    return chosen.indices, population.to_dict(), behavior_input(trial)
+
+
+def run_probe(args: argparse.Namespace) -> None:
+    import json
+
+    import torch
+
+    from napari_movierecon.io.atomic import staged_directory
+    from napari_movierecon.reconstruct.config import default_preset, preset
+    from napari_movierecon.reconstruct.masks import cut_masks
+    from napari_movierecon.reconstruct.probes import (
+        ProbeSpec,
+        behavior_for,
+        plot_probes,
+        probe_table,
+        run_probes,
+    )
+    from napari_movierecon.sources import check_device, open_encoder, open_recording
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.out.exists() and not args.overwrite:
+        raise MovieReconError(f"{args.out}: already exists; pass --overwrite to replace it")
+    changes = {
+        k: v
+        for k, v in {"spatial": _scales(args.spatial), "temporal": _scales(args.temporal)}.items()
+        if v is not None
+    }
+    spec = ProbeSpec.for_kind(
+        args.kind, n_frames=args.frames, poisson=args.poisson, seed=args.seed, **changes
+    )
+    check_device(args.device)
+    recording = None if args.recording is None else open_recording(args.recording)
+    encoder = open_encoder(args.encoder, mouse=args.mouse, recording=recording)
+    neurons, population, behavior = _probe_population(args, encoder, recording)
+    if behavior is None:
+        behavior = behavior_for(encoder, args.frames)
+    overrides = {"device": args.device}
+    if args.iterations is not None:
+        overrides["iterations"] = args.iterations
+    config = preset(args.preset or default_preset(encoder), **overrides)
+    update_mask = eval_mask = None
+    if args.mask is not None:
+        update_mask, eval_mask, _ = cut_masks(args.mask, config, encoder.frame_shape)
+    print(
+        f"{len(spec.probes())} {args.kind} probes of {args.frames} frames, {len(neurons)} "
+        f"neurons, preset {config.preset}",
+        file=sys.stderr,
+    )
+    record = run_probes(
+        encoder, spec, config, neurons, behavior, eval_mask, update_mask, _Progress("probes")
+    )
+    record |= {
+        "encoder": str(args.encoder),
+        "recording": None if recording is None else recording.name,
+        "population": population,
+        "mask": None if args.mask is None else str(args.mask),
+    }
+    table = probe_table(record)
+    with staged_directory(args.out, overwrite=args.overwrite) as staging:
+        (staging / "probe.json").write_text(json.dumps(record, indent=1))
+        (staging / "probe.md").write_text(table + "\n")
+        plot_probes(record, staging / "probe.png")
+    print(table)
+    print(f"wrote {args.out} (probe.json, probe.md, probe.png)")
+
+
+def add_probe_parser(commands) -> None:
+    probe = commands.add_parser(
+        "probe",
+        help="resolution probes: reconstruct noise or gratings of varying spatial and "
+        "temporal scale from the encoder's own responses",
+    )
+    probe.add_argument("--encoder", required=True, help="checkpoint, ensemble folder or 'sample'")
+    probe.add_argument(
+        "--recording",
+        default=None,
+        help="Sensorium mouse folder or 'sample': neurons for --neurons and the behaviour "
+        "shown with the probes (default: the encoder's training-mean behaviour)",
+    )
+    probe.add_argument("--kind", required=True, choices=("noise", "gratings"))
+    probe.add_argument("--out", required=True, type=Path, help="output folder")
+    probe.add_argument(
+        "--spatial",
+        default=None,
+        help="spatial scales, comma-separated: noise sigma in px (default 0.5,1,2,4,8), "
+        "grating period in px (default 4,8,16,32,64)",
+    )
+    probe.add_argument(
+        "--temporal",
+        default=None,
+        help="temporal scales: noise sigma in frames (default 0.5,1,2,4,8), grating period "
+        "in frames (default 4,8,15,30,60)",
+    )
+    probe.add_argument("--frames", type=int, default=150, help="frames per probe movie")
+    probe.add_argument(
+        "--poisson", action="store_true", help="Poisson-sample the responses (seeded)"
+    )
+    probe.add_argument("--seed", type=int, default=0, help="noise movies and Poisson samples")
+    probe.add_argument("--preset", default=None, help="fast (default), bauer2025, fast_window")
+    probe.add_argument("--iterations", type=int, default=None, help="override the preset's")
+    probe.add_argument(
+        "--neurons", default="all", help="all | random:F[:SEED] | top:K | ids:PATH (default all)"
+    )
+    probe.add_argument("--mask", type=Path, default=None, help="mask file (movierecon mask)")
+    probe.add_argument("--device", default="cpu", help="cpu or cuda")
+    probe.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    probe.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+    _add_mouse_option(probe)
+    probe.set_defaults(run=run_probe)
+
+
 def add_science_parsers(commands) -> None:
     """Register ``distill`` and ``probe`` on the ``movierecon`` subcommands."""
     add_distill_parser(commands)
+    add_probe_parser(commands)
