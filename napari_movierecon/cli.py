@@ -7,6 +7,8 @@
     movierecon mask --recording sample|DIR --encoder sample|CKPT --out MASK.safetensors
     movierecon reconstruct --recording sample|DIR --trial I --encoder sample|CKPT --out F
     movierecon convert --encoder MODEL.pth|FOLDS_DIR --recording DIR [--mouse K] --out F
+    movierecon distill --teacher ENCODER --recording R --out DIR [--members K]
+    movierecon probe --encoder E [--recording R] --kind noise|gratings --out DIR
     movierecon batch PLAN.toml --out DIR [--dry-run] [--scheduler ADDR | --cluster slurm]
     movierecon figures --out docs/figures
     movierecon view            # napari with the plugin and the in-silico sample open
@@ -99,6 +101,14 @@ def positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def open_fraction(text: str) -> float:
+    """A fraction strictly between 0 and 1."""
+    value = positive_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be a fraction between 0 and 1, got {text}")
     return value
 
 
@@ -359,6 +369,10 @@ def run_reconstruct(args: argparse.Namespace) -> None:
     changes = {"device": args.device}
     if args.iterations is not None:
         changes["iterations"] = args.iterations
+    if args.holdout is not None:
+        changes["holdout_fraction"] = args.holdout
+    if args.holdout_patience is not None:
+        changes["holdout_patience"] = args.holdout_patience
     recording = open_recording(args.recording)
     trial = recording.trial(args.trial)
     encoder = _open_encoder(args, recording)
@@ -394,6 +408,12 @@ def run_reconstruct(args: argparse.Namespace) -> None:
         progress(snapshot.iteration, snapshot.iterations)
     result = job.result(snapshot)
     save_reconstruction(result, args.out, overwrite=args.overwrite)
+    if snapshot.chosen_iteration is not None:
+        print(
+            f"stopping rule: kept the movie after {snapshot.chosen_iteration} iterations "
+            f"(stopped after {snapshot.iteration})",
+            file=sys.stderr,
+        )
     print(
         f"pixel correlation {snapshot.pixel_correlation:.4f} ({result.record['metrics']['mask']}, "
         f"first {snapshot.skip_frames} frames skipped), {snapshot.elapsed_s:.1f} s; "
@@ -766,6 +786,19 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument(
         "--iterations", type=iteration_count, default=None, help="override the preset's"
     )
+    rec.add_argument(
+        "--holdout",
+        type=open_fraction,
+        default=None,
+        help="stopping rule: hold out this fraction of the neurons from the loss and keep the "
+        "movie that predicts them best (override the preset's)",
+    )
+    rec.add_argument(
+        "--holdout-patience",
+        type=positive_int,
+        default=None,
+        help="stopping rule: stop after this many iterations without improvement",
+    )
     rec.add_argument("--update-mask", type=path_arg, default=None, help=".npy (H, W) bool")
     rec.add_argument("--eval-mask", type=path_arg, default=None, help=".npy (H, W) bool")
     rec.add_argument(
@@ -813,6 +846,10 @@ def build_parser() -> argparse.ArgumentParser:
     mask.set_defaults(run=run_mask)
 
     _add_convert_parser(commands)
+
+    from napari_movierecon.science_cli import add_science_parsers
+
+    add_science_parsers(commands)
 
     view = commands.add_parser("view", help="open napari with the plugin and the in-silico sample")
     view.set_defaults(run=run_view)

@@ -79,6 +79,12 @@ def config_problems(values: dict) -> dict[str, str]:
     check("gradient_clip", lambda v: v is None or v > 0, "must be > 0 or None (off)")
     check("smoothing_sigma", lambda v: v >= 0, "must be >= 0")
     check(
+        "holdout_fraction",
+        lambda v: v is None or 0 < v < 1,
+        "must lie in (0, 1) or be None (no stopping rule)",
+    )
+    check("holdout_patience", lambda v: v >= 1, "must be >= 1")
+    check(
         "pad_fill",
         lambda v: v is None or 0 <= v <= 255,
         "must lie in 0..255 or be None (the encoder's own)",
@@ -127,6 +133,10 @@ class ReconstructionConfig:
     around the 36x64 movie. The reference code fills them with 127.5 (its gray start,
     never updated) although the model saw 0 (black) there in training; None uses the
     encoder's own training fill (0).
+    ``holdout_fraction`` f: the stopping rule (``holdout.py``). A seeded fraction f of the
+    chosen neurons is left out of the loss; the run ends with the movie at which their
+    prediction loss was lowest, and stops once it has not improved for
+    ``holdout_patience`` iterations. It reads no ground truth.
 
     Every field's own documentation is in its metadata (``knob``).
     """
@@ -188,6 +198,16 @@ class ReconstructionConfig:
         "DwiseNeuro only: gray level of the input plane's 28 rows around the movie "
         "(0..255; the reference used 127.5, training saw 0)",
         none="encoder's own (0)",
+    )
+    holdout_fraction: float | None = knob(
+        None,
+        "stopping rule: fraction of the chosen neurons left out of the loss, in (0, 1); the "
+        "run keeps the movie that predicts them best (no ground truth needed)",
+        none="off",
+    )
+    holdout_patience: int = knob(
+        30,
+        "stopping rule: stop after this many iterations without a better held-out loss (>= 1)",
     )
 
     def __post_init__(self) -> None:

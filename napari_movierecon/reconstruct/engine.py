@@ -45,6 +45,7 @@ from napari_movierecon.errors import MovieReconError
 from napari_movierecon.reconstruct import metrics
 from napari_movierecon.reconstruct.allocator import retain_freed_memory
 from napari_movierecon.reconstruct.config import ReconstructionConfig
+from napari_movierecon.reconstruct.holdout import StoppingRule, split_holdout
 from napari_movierecon.reconstruct.protocol import (
     NORM_EPS,
     FirstMomentAdam,
@@ -81,6 +82,10 @@ class Snapshot:
     pixel_correlation: float | None = None
     correlation_map: np.ndarray | None = None
     frame_correlation: np.ndarray | None = None
+    # the stopping rule (config.holdout_fraction): the held-out neurons' loss for the movie
+    # this iteration started from, and on the last snapshot the iteration whose movie it is
+    holdout_loss: float | None = None
+    chosen_iteration: int | None = None
 
 
 def members_of(encoder: Encoder | Sequence[Encoder], wanted: int | None) -> list[Encoder]:
@@ -142,10 +147,42 @@ def _check_inputs(
             raise MovieReconError(f"{name} mask is empty (all False): no pixel to use")
 
 
+class _HeldOut:
+    """The held-out neurons' targets, and their losses for the rates the objective computed
+    anyway (every neuron's rates come out of the same forward pass), collected per window
+    until ``take``n."""
+
+    def __init__(self, responses, holdout, frames, device) -> None:
+        self.neurons = torch.from_numpy(holdout).to(device)
+        self.clip_target = torch.from_numpy(np.clip(responses[holdout], 0, None)).to(device)
+        self.target = self.clip_target[:, frames].permute(1, 0, 2)  # (W, held, L)
+        self.collected: list[float] = []
+
+    def collect(self, all_rates: torch.Tensor, batch: slice) -> None:
+        """Note the loss of each window of ``batch``; all_rates (B, N, L) of its frames."""
+        if self.neurons.numel():
+            rates = all_rates.detach()[:, self.neurons]
+            pairs = zip(rates, self.target[batch], strict=True)
+            self.collected += [float(poisson_loss(r, t)) for r, t in pairs]
+
+    def collect_frames(self, clip_rates: torch.Tensor, frames: torch.Tensor) -> None:
+        """Note the loss of each window whose frames (B, L) index clip_rates (N, T), the
+        rates of the whole clip (the same numbers as ``collect`` on per-window rates)."""
+        if self.neurons.numel():
+            rates = clip_rates.detach()[self.neurons]
+            per_frame = poisson_terms(rates, self.clip_target).mean(0)  # (T,)
+            self.collected += per_frame[frames].mean(1).tolist()
+
+    def take(self) -> list[float]:
+        """The losses collected since the last call."""
+        collected, self.collected = self.collected, []
+        return collected
+
+
 class _WindowObjective:
     """Per-window gradients of one member's Poisson loss, windows in batches."""
 
-    def __init__(self, member, responses, neurons, behavior, config, device) -> None:
+    def __init__(self, member, responses, neurons, holdout, behavior, config, device) -> None:
         n_frames = responses.shape[1]
         length = config.window_frames or n_frames
         length = min(length, n_frames)
@@ -169,16 +206,19 @@ class _WindowObjective:
         target = torch.from_numpy(np.clip(responses[neurons], 0, None)).to(device)
         frames = self.index[:, self.context :]  # (W, L)
         self.target = target[:, frames].permute(1, 0, 2)  # (W, n, L)
+        self.held_out = _HeldOut(responses, holdout, frames, device)
 
     def gradients(self, movie: torch.Tensor, batch: slice) -> tuple[torch.Tensor, list[float]]:
         """Gradients (B, span, H, W) of the loss of each window in ``batch`` (a slice
-        of ``self.batches``), and those windows' losses."""
+        of ``self.batches``), and those windows' losses (held-out losses: ``held_out``)."""
         valid = self.valid[batch, :, None, None]
         windows = torch.where(valid, movie[self.index[batch]], GRAY_LEVEL).requires_grad_(True)
-        rates = self.member(windows, self.behavior[batch])[:, self.neurons, self.context :]
+        all_rates = self.member(windows, self.behavior[batch])[:, :, self.context :]
+        rates = all_rates[:, self.neurons]
         target = self.target[batch]
         losses = torch.stack([poisson_loss(r, t) for r, t in zip(rates, target, strict=True)])
         (grad,) = torch.autograd.grad(losses.sum(), windows)
+        self.held_out.collect(all_rates, batch)
         return grad * valid, losses.detach().tolist()
 
     def encoder_frames(self, batch: slice) -> int:
@@ -190,7 +230,7 @@ class _PlaneWindowObjective:
     """Per-window gradients of one DwiseNeuro member's Poisson loss, as the reference
     code computes them (see the module docstring); same interface as _WindowObjective."""
 
-    def __init__(self, member, responses, neurons, behavior, config, device) -> None:
+    def __init__(self, member, responses, neurons, holdout, behavior, config, device) -> None:
         n_frames = responses.shape[1]
         length = min(config.window_frames or n_frames, n_frames)
         if length < WINDOW_SPAN:
@@ -220,20 +260,24 @@ class _PlaneWindowObjective:
         self.neurons = torch.from_numpy(neurons).to(device)
         target = torch.from_numpy(np.clip(responses[neurons], 0, None)).to(device)
         self.target = target[:, self.index].permute(1, 0, 2)  # (W, n, L)
+        self.held_out = _HeldOut(responses, holdout, self.index, device)
 
     def gradients(self, movie: torch.Tensor, batch: slice) -> tuple[torch.Tensor, list[float]]:
-        """Movie gradients (B, L, 36, 64) of the windows in ``batch`` and their losses."""
+        """Movie gradients (B, L, 36, 64) of the windows in ``batch`` and their losses
+        (held-out losses: ``held_out``)."""
         planes = self.member.model_input(
             movie[self.index[batch]], self.behavior[batch], self.pad_fill
         )
         planes.requires_grad_(True)
-        rates = self.member.predict(planes)[:, self.neurons]
+        all_rates = self.member.predict(planes)
+        rates = all_rates[:, self.neurons]
         target = self.target[batch]
         losses = torch.stack([poisson_loss(r, t) for r, t in zip(rates, target, strict=True)])
         (grad,) = torch.autograd.grad(losses.sum(), planes)
         if self.normalize:
             grad = grad / (grad.flatten(1).norm(dim=1) + NORM_EPS)[:, None, None, None, None]
         rows = slice(FRAME_TOP, FRAME_TOP + FRAME_SHAPE[0])
+        self.held_out.collect(all_rates, batch)
         return grad[:, 0, :, rows], losses.detach().tolist()
 
     def encoder_frames(self, batch: slice) -> int:
@@ -256,7 +300,7 @@ class _SharedFramesObjective:
     context) this runs ~300 frames through the encoder per iteration instead of ~1700.
     """
 
-    def __init__(self, member, responses, neurons, behavior, config, device) -> None:
+    def __init__(self, member, responses, neurons, holdout, behavior, config, device) -> None:
         n_frames = responses.shape[1]
         length = min(config.window_frames or n_frames, n_frames)
         self.member = member
@@ -273,6 +317,7 @@ class _SharedFramesObjective:
         self.neurons = torch.from_numpy(neurons).to(device)
         self.target = torch.from_numpy(np.clip(responses[neurons], 0, None)).to(device)
         self.scale = 1.0 / (len(neurons) * length)  # a window's loss is a mean
+        self.held_out = _HeldOut(responses, holdout, self.frames, device)
 
     def gradients(self, movie: torch.Tensor, batch: slice) -> tuple[torch.Tensor, list[float]]:
         """Gradients (B, span, H, W) of the loss of each window in ``batch`` and their
@@ -280,12 +325,14 @@ class _SharedFramesObjective:
         with torch.no_grad():
             filtered = self.member.temporal_stage(movie[None])
         filtered.requires_grad_(True)
-        rates = self.member.from_temporal(filtered, self.behavior)[0, self.neurons]
+        clip_rates = self.member.from_temporal(filtered, self.behavior)[0]  # (N, T)
+        rates = clip_rates[self.neurons]
         frame_losses = poisson_terms(rates, self.target).sum(0) * self.scale  # (T,)
         (grad,) = torch.autograd.grad(frame_losses.sum(), filtered)
         frames = self.frames[batch]
         window_grads = self.member.temporal_adjoint(grad[0][frames])
         losses = frame_losses.detach()[frames].sum(1)
+        self.held_out.collect_frames(clip_rates, frames)
         return window_grads * self.valid[batch], losses.tolist()
 
     def encoder_frames(self, batch: slice) -> int:
@@ -294,13 +341,15 @@ class _SharedFramesObjective:
 
 
 def build_objectives(
-    members, responses, neurons, behavior, config, device, share_frames: bool = True
+    members, responses, neurons, behavior, config, device, holdout=None, share_frames=True
 ) -> list:
-    """One window objective per member (moved to ``device``), the kind its encoder needs.
+    """One window objective per member (moved to ``device``), the kind its encoder needs;
+    ``holdout``: neurons outside the loss whose losses are reported (none by default).
     FastEncoder members run frozen (``FrozenFastEncoder``) with their windows sharing
     frames; with ``share_frames`` False they run as plain modules, every window through
     the encoder on its own (the path of encoders that cannot share frames, e.g. the
     oracle, and of FastEncoders before frame sharing; kept to check it against)."""
+    holdout = neurons[:0] if holdout is None else holdout
     objectives = []
     for member in members:
         member = member.to(device)
@@ -310,7 +359,7 @@ def build_objectives(
             member, kind = FrozenFastEncoder(member), _SharedFramesObjective
         else:
             kind = _WindowObjective
-        objectives.append(kind(member, responses, neurons, behavior, config, device))
+        objectives.append(kind(member, responses, neurons, holdout, behavior, config, device))
     return objectives
 
 
@@ -354,8 +403,9 @@ def reconstruct(
     gradient_mask = None
     if config.use_update_mask and update_mask is not None:
         gradient_mask = torch.from_numpy(np.asarray(update_mask, np.float32)).to(device)
+    fit, held = split_holdout(neurons, config.holdout_fraction, config.seed)
     objectives = build_objectives(
-        members, responses, neurons, behavior, config, device, share_frames
+        members, responses, fit, behavior, config, device, held, share_frames
     )
     n_movies = len(members) if config.ensemble == "separate" else 1
     movies = [
@@ -368,10 +418,37 @@ def reconstruct(
 
 
 def _iterate(config, objectives, movies, optimizers, gradient_mask, truth, eval_mask, heartbeat):
-    """The optimisation loop (a generator); inputs already checked and on the device."""
+    """The optimisation loop (a generator); inputs already checked and on the device.
+
+    With the stopping rule on, the held-out loss of the movies before step ``iteration``
+    (i.e. after ``iteration - 1`` steps) is known once that step's gradients are; the
+    last snapshot holds the best of those movies (``chosen_iteration``)."""
     n_frames = movies[0].shape[0]
     skip = max(objective.skip for objective in objectives)
+    rule = StoppingRule(config.holdout_patience) if config.holdout_fraction else None
     started, frames_seen = time.perf_counter(), 0
+
+    def snapshot(iteration: int, state: list, loss: float, held: float | None) -> Snapshot:
+        current = ensemble_movie(
+            np.stack([m.detach().cpu().numpy() for m in state]), config.smoothing_sigma
+        )
+        result = Snapshot(
+            iteration,
+            config.iterations,
+            current,
+            loss,
+            time.perf_counter() - started,
+            frames_seen,
+            skip,
+            holdout_loss=held,
+        )
+        if truth is not None:
+            result.pixel_correlation = metrics.pixel_correlation(current, truth, eval_mask, skip)
+            result.correlation_map = metrics.correlation_map(current, truth, skip)
+            result.frame_correlation = metrics.frame_correlation(current, truth, eval_mask)
+        return result
+
+    before = [None] * len(movies)  # the movies before this iteration's step (rule only)
     for iteration in range(1, config.iterations + 1):
         losses = []
         for k, movie in enumerate(movies):
@@ -402,27 +479,21 @@ def _iterate(config, objectives, movies, optimizers, gradient_mask, truth, eval_
                 chosen[0].normalize_in_combine,
                 config.normalize_block_frames,
             )
+            if rule is not None:
+                before[k] = movie.detach().clone()
             optimizers[k].step(movie, step)
+        loss = float(np.mean(losses))
+        if rule is not None:
+            held_losses = [h for objective in objectives for h in objective.held_out.take()]
+            rule.offer(iteration - 1, float(np.mean(held_losses)), before)
+        held = None if rule is None else rule.last_loss
+        if rule is not None and (rule.should_stop(iteration - 1) or iteration == config.iterations):
+            final = snapshot(iteration, rule.best_movies, loss, held)
+            final.chosen_iteration = rule.best_iteration
+            yield final
+            return
         if iteration % config.snapshot_every == 0 or iteration == config.iterations:
-            current = ensemble_movie(
-                np.stack([m.detach().cpu().numpy() for m in movies]), config.smoothing_sigma
-            )
-            snapshot = Snapshot(
-                iteration,
-                config.iterations,
-                current,
-                float(np.mean(losses)),
-                time.perf_counter() - started,
-                frames_seen,
-                skip,
-            )
-            if truth is not None:
-                snapshot.pixel_correlation = metrics.pixel_correlation(
-                    current, truth, eval_mask, skip
-                )
-                snapshot.correlation_map = metrics.correlation_map(current, truth, skip)
-                snapshot.frame_correlation = metrics.frame_correlation(current, truth, eval_mask)
-            yield snapshot
+            yield snapshot(iteration, movies, loss, held)
 
 
 class _TorchAdam:

@@ -15,6 +15,7 @@ from napari_movierecon.encoders.checkpoint import check_neurons
 from napari_movierecon.errors import MovieReconError
 from napari_movierecon.reconstruct.config import ReconstructionConfig
 from napari_movierecon.reconstruct.engine import Snapshot, reconstruct
+from napari_movierecon.reconstruct.holdout import split_holdout
 from napari_movierecon.reconstruct.neurons import Selection
 from napari_movierecon.reconstruct.results import Reconstruction
 from napari_movierecon.recording import Recording, Trial
@@ -64,6 +65,23 @@ class ReconstructionJob:
             heartbeat=heartbeat,
         )
 
+    def _stopping_record(self, snapshot: Snapshot) -> dict | None:
+        """What the stopping rule did (None when it is off): the held-out neurons (indices
+        into the encoder's neurons), the iteration whose movie was kept and the held-out
+        loss at the last iteration."""
+        if self.config.holdout_fraction is None:
+            return None
+        _, held = split_holdout(
+            self.population.indices, self.config.holdout_fraction, self.config.seed
+        )
+        return {
+            "held_out_neurons": held.tolist(),
+            "chosen_iteration": snapshot.chosen_iteration,
+            "stopped_early": snapshot.chosen_iteration is not None
+            and snapshot.iteration < self.config.iterations,
+            "last_holdout_loss": snapshot.holdout_loss,
+        }
+
     def result(self, snapshot: Snapshot, completed: bool = True) -> Reconstruction:
         """The reconstruction at ``snapshot``, with its full record."""
         metrics = {
@@ -83,6 +101,7 @@ class ReconstructionJob:
             "masks": self.mask_record,
             "iterations_done": snapshot.iteration,
             "completed": completed,
+            "stopping": self._stopping_record(snapshot),
             "metrics": metrics,
             "timings": {
                 "seconds": snapshot.elapsed_s,

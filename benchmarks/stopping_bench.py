@@ -1,0 +1,173 @@
+"""The stopping rule (config.holdout_fraction) on validation clips of the sample mouse.
+
+For each preset, every clip is reconstructed twice with the sample ensemble and all
+neurons: without the rule (its correlation at every snapshot: the best the run reached,
+which only ground truth can pick, and its final one) and with it (the movie it chose,
+the iteration it chose and the one it stopped at). Clips are distinct ``oracle``-tier
+(validation) clips, never the scored ``final_test_main`` clips of reconstruct_bench. Mask
+as in reconstruct_bench: the RF-coverage mask, or ``--mask FILE`` (estimated on
+training trials) for update and scoring. ``--iterations``/``--members`` shorten a preset
+(bauer2025's full run is ~55 min per clip on 2 cores); the table says what ran.
+
+    python -m benchmarks.stopping_bench --presets fast --clips 4
+    python -m benchmarks.stopping_bench --presets bauer2025 --iterations 300 --members 1 \
+        --clips 2 --mask bench_out/mask.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmarks.run_log import RunLog, files_digest
+from napari_movierecon.encoders.base import behavior_input
+from napari_movierecon.insilico.figures import COVERAGE_MIN_FRACTION, coverage_map
+from napari_movierecon.insilico.mouse import plan_trials
+from napari_movierecon.insilico.simulate import SimulatedRecording
+from napari_movierecon.reconstruct.config import preset
+from napari_movierecon.reconstruct.engine import reconstruct
+from napari_movierecon.reconstruct.masks import cut_masks
+from napari_movierecon.sources import SAMPLE_ENCODER, open_encoder
+
+
+def validation_clips(recording: SimulatedRecording, count: int) -> list[int]:
+    """The first trial of each of the first ``count`` distinct oracle-tier clips."""
+    seen, chosen = set(), []
+    for plan in plan_trials(recording.mouse.spec):
+        if plan.tier == "oracle" and plan.clip_key not in seen:
+            seen.add(plan.clip_key)
+            chosen.append(plan.index)
+    return sorted(chosen)[:count]
+
+
+def run_clip(encoder, trial, config, mask, update_mask) -> dict:
+    """Correlation at every snapshot, the last snapshot's iteration and chosen iteration."""
+    trajectory, last = [], None
+    for last in reconstruct(
+        encoder,
+        trial.responses,
+        np.arange(encoder.n_neurons),
+        behavior_input(trial),
+        config,
+        truth=trial.movie,
+        update_mask=update_mask,
+        eval_mask=mask,
+    ):
+        trajectory.append([last.iteration, round(last.pixel_correlation, 4)])
+    return {
+        "trajectory": trajectory,
+        "final": last.pixel_correlation,
+        "stopped_at": last.iteration,
+        "chosen": last.chosen_iteration,
+        "seconds": last.elapsed_s,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--presets", default="fast")
+    parser.add_argument("--clips", type=int, default=4, help="distinct validation clips")
+    parser.add_argument("--iterations", type=int, default=None, help="shorten the presets")
+    parser.add_argument("--members", type=int, default=None, help="ensemble members used")
+    parser.add_argument("--fraction", type=float, default=0.1, help="held-out neurons")
+    parser.add_argument(
+        "--patience", type=int, default=None, help="iterations (default: the preset's)"
+    )
+    parser.add_argument("--mask", type=Path, default=None)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("bench_out/stopping"))
+    parser.add_argument("--resume", action="store_true", help="reuse runs in OUT/runs.jsonl")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    recording = SimulatedRecording()
+    mouse = recording.mouse
+    encoder = open_encoder("sample")
+    if args.mask is None:
+        coverage = coverage_map(mouse.params, mouse.model.screen)
+        mask = coverage >= COVERAGE_MIN_FRACTION * len(mouse.neurons.ids)
+        update_mask, mask_id = None, "rf-coverage"
+    else:
+        update_mask, mask, _ = cut_masks(args.mask, preset("fast"), recording.frame_shape)
+        mask_id = files_digest([args.mask])
+    encoder_id = "sample ensemble " + files_digest(SAMPLE_ENCODER.glob("*.safetensors"))
+    log = RunLog(args.out / "runs.jsonl", args.resume)
+    clips = validation_clips(recording, args.clips)
+    lines = [
+        f"# Stopping rule on validation clips ({args.threads} CPU threads, sample mouse and "
+        f"ensemble, oracle-tier trials {clips}, mask {mask_id})",
+        "",
+        "| preset | clip | best (iteration, needs truth) | final without rule | with rule "
+        "(chosen iteration) | stopped at | iterations saved |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    summary = []
+    for name in args.presets.split(","):
+        changes = {"snapshot_every": 1}
+        if args.iterations:
+            changes["iterations"] = args.iterations
+        if args.members:
+            changes["members"] = args.members
+        off = preset(name, **changes)
+        rule = {"holdout_fraction": args.fraction}
+        if args.patience:
+            rule["holdout_patience"] = args.patience
+        on = off.replace(**rule)
+        rows = []
+        for index in clips:
+            results = {}
+            for label, config in (("off", off), ("on", on)):
+                key = {
+                    "config": config.to_json(),
+                    "encoder": encoder_id,
+                    "trial": index,
+                    "mask": mask_id,
+                    "threads": args.threads,
+                }
+                results[label], _ = log.run(
+                    key,
+                    lambda config=config, index=index: run_clip(
+                        encoder, recording.trial(index), config, mask, update_mask
+                    ),
+                )
+            scored = [p for p in results["off"]["trajectory"] if np.isfinite(p[1])]  # not gray
+            best_iteration, best = max(scored, key=lambda p: p[1])
+            row = {
+                "best": best,
+                "final": results["off"]["final"],
+                "rule": results["on"]["final"],
+                "saved": off.iterations - results["on"]["stopped_at"],
+            }
+            rows.append(row)
+            lines.append(
+                f"| {name} | {index} | {best:.3f} ({best_iteration}) | {row['final']:.3f} | "
+                f"{row['rule']:.3f} ({results['on']['chosen']}) | {results['on']['stopped_at']} "
+                f"| {row['saved']} |"
+            )
+            print(lines[-1], flush=True)
+        mean = {k: statistics.mean(r[k] for r in rows) for k in rows[0]}
+        summary.append(
+            f"| {name} ({off.iterations} iterations, members {off.members or 'all'}, "
+            f"holdout {args.fraction}, patience {on.holdout_patience}) | {mean['best']:.3f} | "
+            f"{mean['final']:.3f} | {mean['rule']:.3f} | {mean['saved']:.0f} of {off.iterations} |"
+        )
+    lines += [
+        "",
+        "| preset (as run) | best, mean | final without rule, mean | with rule, mean | "
+        "iterations saved, mean |",
+        "|---|---|---|---|---|",
+        *summary,
+    ]
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "stopping_bench.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+"""The ``movierecon distill`` and ``movierecon probe`` subcommands: argument parsing and
+printing only; the work is in ``encoders.distill`` and ``reconstruct.probes``.
+
+    movierecon distill --teacher ENCODER --recording R --out DIR [--members K]
+    movierecon probe --encoder E [--recording R] --kind noise|gratings --out DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from napari_movierecon.cli import (
+    _add_mouse_option,
+    _Progress,
+    _training_reporter,
+    device_name,
+    iteration_count,
+    path_arg,
+    positive_int,
+    seed_int,
+    thread_count,
+)
+from napari_movierecon.errors import MovieReconError
+from napari_movierecon.io.atomic import check_target
+
+
+def run_distill(args: argparse.Namespace) -> None:
+    import torch
+
+    from napari_movierecon.encoders.checkpoint import save_ensemble
+    from napari_movierecon.encoders.distill import distill_encoder
+    from napari_movierecon.encoders.train import TrainConfig
+    from napari_movierecon.sources import open_encoder, open_recording
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    check_target(args.out, args.overwrite, folder=True)
+    recording = open_recording(args.recording)
+    teacher = open_encoder(args.teacher, mouse=args.mouse, recording=recording)
+    students, records = [], []
+    for k in range(args.members):
+        chosen = {"epochs": args.epochs} if args.epochs else {}
+        config = TrainConfig(
+            seed=args.seed + k, max_train_trials=args.max_train_trials, device=args.device, **chosen
+        )
+        student, record = distill_encoder(
+            teacher,
+            recording,
+            args.extra_movies,
+            config=config,
+            callback=_training_reporter(k, args.members),
+        )
+        print(
+            f"student {k + 1}: best validation correlation with the teacher "
+            f"{record['validation_correlation_mean']:.4f} (epoch {record['best_epoch'] + 1}), "
+            f"{record['seconds']:.0f} s",
+            file=sys.stderr,
+        )
+        students.append(student.cpu())
+        records.append(record)
+    out = save_ensemble(students, records, args.out, overwrite=args.overwrite)
+    size = sum(p.stat().st_size for p in out.iterdir())
+    teacher_id = records[0]["distilled_from"]["weights_sha256"][:12]
+    print(f"wrote {out} ({len(students)} students of teacher {teacher_id}, {size / 1e6:.1f} MB)")
+
+
+def add_distill_parser(commands) -> None:
+    distill = commands.add_parser(
+        "distill",
+        help="train FastEncoder students to reproduce a teacher encoder's predictions",
+    )
+    distill.add_argument(
+        "--teacher",
+        required=True,
+        help="any encoder: checkpoint, ensemble folder, DwiseNeuro .pth/folder or 'sample'",
+    )
+    distill.add_argument("--recording", required=True, help="Sensorium mouse folder or 'sample'")
+    distill.add_argument("--out", required=True, type=path_arg, help="student ensemble folder")
+    distill.add_argument("--members", type=positive_int, default=1, help="students (seeds differ)")
+    distill.add_argument(
+        "--extra-movies",
+        type=seed_int,
+        default=200,
+        help="generated movies (training image pool) labelled by the teacher, besides the "
+        "recording's training movies (default 200)",
+    )
+    distill.add_argument(
+        "--seed", type=seed_int, default=0, help="seed of student 1 (student k: +k)"
+    )
+    distill.add_argument(
+        "--epochs", type=positive_int, default=None, help="at most this many (default 12)"
+    )
+    distill.add_argument("--max-train-trials", type=positive_int, default=None)
+    distill.add_argument("--device", type=device_name, default="cpu", help="cpu or cuda")
+    distill.add_argument("--threads", type=thread_count, default=None, help="torch CPU threads")
+    distill.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+    _add_mouse_option(distill)
+    distill.set_defaults(run=run_distill)
+
+
+def _scales(text: str | None) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise MovieReconError(f"scales must be comma-separated numbers, got {text!r}") from None
+
+
+def _probe_population(args: argparse.Namespace, encoder, recording):
+    """(neuron indices, population record, behaviour (4, T) or None) for ``probe``."""
+    import numpy as np
+
+    from napari_movierecon.encoders.base import behavior_input
+    from napari_movierecon.encoders.checkpoint import check_neurons
+    from napari_movierecon.reconstruct.neurons import (
+        Selection,
+        encoder_reliability,
+        parse_population,
+    )
+
+    population = parse_population(args.neurons)
+    if recording is None:
+        if args.neurons != "all":
+            raise MovieReconError("--neurons other than 'all' needs --recording")
+        return np.arange(encoder.n_neurons), population.to_dict(), None
+    check_neurons(encoder, recording.neurons.ids, recording.name)
+    chosen = Selection.of(population, recording.neurons, encoder_reliability(encoder))
+    tier = "oracle" if len(recording.trials_in("oracle")) else "train"
+    trial = recording.trial(int(recording.trials_in(tier)[0]))
+    if trial.length < args.frames:
+        raise MovieReconError(
+            f"{recording.name}: trial {trial.index} has {trial.length} frames of behaviour; "
+            f"--frames must be <= {trial.length}"
+        )
+    return chosen.indices, population.to_dict(), behavior_input(trial)
+
+
+def run_probe(args: argparse.Namespace) -> None:
+    import json
+
+    import torch
+
+    from napari_movierecon.io.atomic import staged_directory
+    from napari_movierecon.reconstruct.config import default_preset, preset
+    from napari_movierecon.reconstruct.masks import cut_masks
+    from napari_movierecon.reconstruct.probes import (
+        ProbeSpec,
+        behavior_for,
+        plot_probes,
+        probe_table,
+        run_probes,
+    )
+    from napari_movierecon.sources import open_encoder, open_recording
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    check_target(args.out, args.overwrite, folder=True)
+    changes = {
+        k: v
+        for k, v in {"spatial": _scales(args.spatial), "temporal": _scales(args.temporal)}.items()
+        if v is not None
+    }
+    spec = ProbeSpec.for_kind(
+        args.kind, n_frames=args.frames, poisson=args.poisson, seed=args.seed, **changes
+    )
+    recording = None if args.recording is None else open_recording(args.recording)
+    encoder = open_encoder(args.encoder, mouse=args.mouse, recording=recording)
+    neurons, population, behavior = _probe_population(args, encoder, recording)
+    if behavior is None:
+        behavior = behavior_for(encoder, args.frames)
+    overrides = {"device": args.device}
+    if args.iterations is not None:
+        overrides["iterations"] = args.iterations
+    config = preset(args.preset or default_preset(encoder), **overrides)
+    update_mask = eval_mask = None
+    if args.mask is not None:
+        update_mask, eval_mask, _ = cut_masks(args.mask, config, encoder.frame_shape)
+    print(
+        f"{len(spec.probes())} {args.kind} probes of {args.frames} frames, {len(neurons)} "
+        f"neurons, preset {config.preset}",
+        file=sys.stderr,
+    )
+    record = run_probes(
+        encoder, spec, config, neurons, behavior, eval_mask, update_mask, _Progress("probes")
+    )
+    record |= {
+        "encoder": str(args.encoder),
+        "recording": None if recording is None else recording.name,
+        "population": population,
+        "mask": None if args.mask is None else str(args.mask),
+    }
+    table = probe_table(record)
+    with staged_directory(args.out, overwrite=args.overwrite) as staging:
+        (staging / "probe.json").write_text(json.dumps(record, indent=1))
+        (staging / "probe.md").write_text(table + "\n")
+        plot_probes(record, staging / "probe.png")
+    print(table)
+    print(f"wrote {args.out} (probe.json, probe.md, probe.png)")
+
+
+def add_probe_parser(commands) -> None:
+    probe = commands.add_parser(
+        "probe",
+        help="resolution probes: reconstruct noise or gratings of varying spatial and "
+        "temporal scale from the encoder's own responses",
+    )
+    probe.add_argument("--encoder", required=True, help="checkpoint, ensemble folder or 'sample'")
+    probe.add_argument(
+        "--recording",
+        default=None,
+        help="Sensorium mouse folder or 'sample': neurons for --neurons and the behaviour "
+        "shown with the probes (default: the encoder's training-mean behaviour)",
+    )
+    probe.add_argument("--kind", required=True, choices=("noise", "gratings"))
+    probe.add_argument("--out", required=True, type=path_arg, help="output folder")
+    probe.add_argument(
+        "--spatial",
+        default=None,
+        help="spatial scales, comma-separated: noise sigma in px (default 0.5,1,2,4,8), "
+        "grating period in px (default 4,8,16,32,64)",
+    )
+    probe.add_argument(
+        "--temporal",
+        default=None,
+        help="temporal scales: noise sigma in frames (default 0.5,1,2,4,8), grating period "
+        "in frames (default 4,8,15,30,60)",
+    )
+    probe.add_argument("--frames", type=positive_int, default=150, help="frames per probe movie")
+    probe.add_argument(
+        "--poisson", action="store_true", help="Poisson-sample the responses (seeded)"
+    )
+    probe.add_argument("--seed", type=seed_int, default=0, help="noise movies and Poisson samples")
+    probe.add_argument("--preset", default=None, help="fast (default), bauer2025, fast_window")
+    probe.add_argument(
+        "--iterations", type=iteration_count, default=None, help="override the preset's"
+    )
+    probe.add_argument(
+        "--neurons", default="all", help="all | random:F[:SEED] | top:K | ids:PATH (default all)"
+    )
+    probe.add_argument("--mask", type=path_arg, default=None, help="mask file (movierecon mask)")
+    probe.add_argument("--device", type=device_name, default="cpu", help="cpu or cuda")
+    probe.add_argument("--threads", type=thread_count, default=None, help="torch CPU threads")
+    probe.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+    _add_mouse_option(probe)
+    probe.set_defaults(run=run_probe)
+
+
+def add_science_parsers(commands) -> None:
+    """Register ``distill`` and ``probe`` on the ``movierecon`` subcommands."""
+    add_distill_parser(commands)
+    add_probe_parser(commands)

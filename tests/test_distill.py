@@ -1,0 +1,124 @@
+"""Distillation: a FastEncoder student learns a teacher's predictions (movierecon distill)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from napari_movierecon.cli import main
+from napari_movierecon.encoders.base import behavior_input
+from napari_movierecon.encoders.checkpoint import load_encoder, save_encoder
+from napari_movierecon.encoders.data import TrialCache
+from napari_movierecon.encoders.distill import (
+    TeacherLabelledRecording,
+    distill_encoder,
+    teacher_identity,
+)
+from napari_movierecon.encoders.fast import FastEncoder, FastEncoderConfig
+from napari_movierecon.encoders.train import (
+    TrainConfig,
+    build_encoder,
+    per_neuron_correlation,
+    train_encoder,
+)
+from napari_movierecon.insilico.mouse import InSilicoMouse, MouseSpec, TierLayout
+from napari_movierecon.insilico.population import PopulationSpec
+from napari_movierecon.insilico.simulate import SimulatedRecording, write_simulated
+from napari_movierecon.insilico.stimuli import make_stimulus
+
+TINY = MouseSpec(
+    seed=7,
+    population=PopulationSpec(n_neurons=150),
+    tiers=TierLayout(
+        train=10, oracle_clips=1, oracle_repeats=2, final_test_main=1, final_test_bonus=0
+    ),
+    n_frames=90,
+    calibration_clips=2,
+)
+SMALL = FastEncoderConfig(channels=8, readout_channels=8)
+QUICK = TrainConfig(
+    epochs=8, batch_clips=2, crop_frames=60, learning_rate=0.03, warmup_steps=4, position_trials=12
+)
+
+
+@pytest.fixture(scope="module")
+def recording() -> SimulatedRecording:
+    return SimulatedRecording(InSilicoMouse.build(TINY))
+
+
+@pytest.fixture(scope="module")
+def teacher(recording) -> FastEncoder:
+    """A tiny teacher of another size than the student, trained on the mouse."""
+    config = FastEncoderConfig(channels=4, readout_channels=4)
+    model, _ = train_encoder(recording, config, replace(QUICK, epochs=4, seed=3))
+    return model
+
+
+def held_out_agreement(encoder, teacher, recording) -> float:
+    """Mean per-neuron correlation of ``encoder``'s rates with the teacher's on movies
+    neither saw (test image pool and other kinds), with a recorded trial's behaviour."""
+    trial = recording.trial(int(recording.trials_in("final_test_main")[0]))
+    behavior = torch.from_numpy(behavior_input(trial))[None]
+    rng = np.random.default_rng(99)
+    scores = []
+    for kind in ("natural", "grating", "dots"):
+        movie, _ = make_stimulus(rng, kind, trial.length, "test")
+        movie = torch.from_numpy(movie)[None]
+        with torch.no_grad():
+            student, target = encoder(movie, behavior)[0], teacher(movie, behavior)[0]
+        skip = encoder.context_frames
+        scores.append(per_neuron_correlation(student[:, skip:].numpy(), target[:, skip:].numpy()))
+    return float(np.mean(scores))
+
+
+def test_labelled_recording_holds_the_teachers_rates(recording, teacher):
+    labelled = TeacherLabelledRecording(recording, teacher, extra_movies=3, seed=1)
+    assert (labelled.tiers == "train").sum() == 13 and (labelled.tiers == "oracle").sum() == 2
+    extra = labelled.trial(10)  # the first generated movie
+    assert extra.extras["stimulus"]["kind"] and "rates" not in extra.extras
+    again = TeacherLabelledRecording(recording, teacher, extra_movies=3, seed=1).trial(10)
+    assert np.array_equal(extra.movie, again.movie)
+    with torch.no_grad():
+        expected = teacher(
+            torch.from_numpy(extra.movie)[None], torch.from_numpy(behavior_input(extra))[None]
+        )[0].numpy()
+    np.testing.assert_allclose(extra.responses, expected, rtol=1e-6)
+    shown = labelled.trial(0)
+    assert np.array_equal(shown.movie, recording.trial(int(recording.trials_in("train")[0])).movie)
+
+
+def test_distilling_a_tiny_teacher_converges(recording, teacher):
+    config = QUICK
+    student, record = distill_encoder(
+        teacher, recording, extra_movies=10, model_config=SMALL, config=config
+    )
+    labelled = TeacherLabelledRecording(recording, teacher, extra_movies=10)
+    untrained = build_encoder(
+        labelled, TrialCache(labelled), labelled.trials_in("train"), SMALL, config
+    ).eval()
+    trained_score = held_out_agreement(student, teacher, recording)
+    untrained_score = held_out_agreement(untrained, teacher, recording)
+    assert trained_score > 0.6 and trained_score > untrained_score + 0.3
+    assert record["distilled_from"] == teacher_identity(teacher)
+    assert record["extra_movies"] == 10 and record["recording"] == recording.name
+
+
+def test_cli_distill_writes_students_that_name_their_teacher(tmp_path, recording, teacher):
+    folder = tmp_path / "mouse"
+    write_simulated(recording, folder)
+    teacher.source = "teacher"
+    save_encoder(teacher, tmp_path / "teacher.safetensors", {"note": "random"})
+    out = tmp_path / "students"
+    args = ["distill", "--teacher", str(tmp_path / "teacher.safetensors"), "--recording",
+            str(folder), "--out", str(out), "--members", "2", "--epochs", "1",
+            "--extra-movies", "2", "--threads", "2"]  # fmt: skip
+    assert main(args) == 0
+    students = load_encoder(out)
+    assert len(students) == 2
+    digest = teacher_identity(load_encoder(tmp_path / "teacher.safetensors"))["weights_sha256"]
+    for member in students.members:
+        assert member.record["distilled_from"]["weights_sha256"] == digest
+    assert main(args) == 2  # the folder exists: refused, not overwritten
