@@ -22,6 +22,8 @@ from napari_movierecon.errors import RecordingError
 
 FRAME_RATE_HZ = 30.0
 SCREEN_SHAPE = (36, 64)
+# Mid-gray of a 0..255 movie: zero contrast for the encoders, the reconstruction's start.
+GRAY_LEVEL = 127.5
 PADDED_LENGTH = 300
 BEHAVIOR_CHANNELS = ("pupil_dilation", "running_speed")
 PUPIL_CENTER_CHANNELS = ("pupil_x", "pupil_y")

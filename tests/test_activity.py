@@ -67,7 +67,7 @@ def test_correlations_compare_recorded_truth_and_reconstruction(setup):
         from_truth=activity.from_truth,
     ).correlations()
     assert (flipped["truth_vs_reconstruction"] < 0.999).all()
-    with pytest.raises(MovieReconError, match="at least one neuron"):
+    with pytest.raises(MovieReconError, match="neuron selection is empty"):
         neuron_activity(encoder, trial.movie, trial.responses, behavior, np.array([], int))
 
 

@@ -10,8 +10,9 @@ import torch
 from napari_movierecon.encoders.fast import FastEncoder, FastEncoderConfig
 from napari_movierecon.errors import MovieReconError
 from napari_movierecon.reconstruct.config import preset
-from napari_movierecon.reconstruct.engine import GRAY_LEVEL, reconstruct
+from napari_movierecon.reconstruct.engine import reconstruct
 from napari_movierecon.reconstruct.holdout import split_holdout
+from napari_movierecon.recording import GRAY_LEVEL
 
 N_NEURONS, N_FRAMES = 60, 48
 

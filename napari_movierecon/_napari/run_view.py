@@ -30,9 +30,10 @@ from napari_movierecon._napari.run_status import RunState, RunStatus
 from napari_movierecon._napari.session import TAG, keep_active_layer, panel_translate
 from napari_movierecon.errors import MovieReconError
 from napari_movierecon.reconstruct.allocator import release_freed_memory
-from napari_movierecon.reconstruct.engine import GRAY_LEVEL, Snapshot
+from napari_movierecon.reconstruct.engine import Snapshot
 from napari_movierecon.reconstruct.job import ReconstructionJob
 from napari_movierecon.reconstruct.results import save_reconstruction
+from napari_movierecon.recording import GRAY_LEVEL
 
 CORRELATION_COLORMAP = "PiYG"
 # Layout column of each role (0 ground truth, 1 reconstruction, 2 correlation map).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 from torch import nn
@@ -37,3 +39,21 @@ class Ensemble(Encoder):
 
     def forward(self, movie: torch.Tensor, behavior: torch.Tensor) -> torch.Tensor:
         return self.member_rates(movie, behavior).mean(0)
+
+
+def members_of(encoder: Encoder | Sequence[Encoder], wanted: int | None = None) -> list[Encoder]:
+    """The encoders to use in turn: the first ``wanted`` (None: all) members of an
+    Ensemble, the encoder itself, or a list of encoders (checked to predict the same
+    neurons)."""
+    if isinstance(encoder, Ensemble):
+        members = list(encoder.members)
+    elif isinstance(encoder, Encoder):
+        members = [encoder]
+    else:
+        members = list(encoder)
+        Ensemble(members)  # raises if the members predict different neurons
+    if wanted is not None and wanted > len(members):
+        raise MovieReconError(
+            f"the config asks for {wanted} ensemble members; the encoder has {len(members)}"
+        )
+    return members[:wanted]

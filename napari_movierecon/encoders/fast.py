@@ -31,8 +31,8 @@ from torch.nn import functional as F
 
 from napari_movierecon.encoders.base import BEHAVIOR_INPUT_CHANNELS, Encoder
 from napari_movierecon.errors import MovieReconError
+from napari_movierecon.recording import GRAY_LEVEL
 
-GRAY_LEVEL = 127.5
 CONTRAST_SCALE = 64.0
 # Output frames per block of the frozen encoder's temporal filter (one matrix product
 # per block): the reference windows' 32 frames.

@@ -21,9 +21,9 @@ from torch.nn import functional as F
 
 from napari_movierecon.insilico.population import check_population
 from napari_movierecon.insilico.screen import Screen
+from napari_movierecon.recording import GRAY_LEVEL
 
 FRAME_RATE_HZ = 30.0
-GRAY_LEVEL = 127.5
 RUN_SCALE_CM_S = 20.0
 PUPIL_REFERENCE = 20.0
 PUPIL_SCALE = 5.0

@@ -21,6 +21,7 @@ from napari_movierecon.correlation import row_correlation
 from napari_movierecon.encoders.base import Encoder
 from napari_movierecon.errors import MovieReconError
 from napari_movierecon.io.atomic import atomic_write
+from napari_movierecon.reconstruct.neurons import check_neuron_indices
 
 CSV_COLUMNS = (
     "frame",
@@ -116,11 +117,7 @@ def neuron_activity(
     """Activity of ``neurons`` (n,) indices in one trial: ``responses`` (N, T) recorded,
     predictions for the true ``movie`` (T, H, W) (or the given ``from_truth`` (n, T),
     computed once per trial) and for ``reconstruction`` (T, H, W) if given."""
-    neurons = np.asarray(neurons, dtype=np.int64)
-    if neurons.size == 0:
-        raise MovieReconError("choose at least one neuron to show its activity")
-    if neurons.min() < 0 or neurons.max() >= encoder.n_neurons:
-        raise MovieReconError(f"neuron indices must lie in 0..{encoder.n_neurons - 1}")
+    neurons = check_neuron_indices(neurons, encoder.n_neurons)
     if from_truth is None:
         from_truth = predict_rates(encoder, movie, behavior, neurons)
     recon = None

@@ -17,8 +17,10 @@ import numpy as np
 import torch
 
 from napari_movierecon.encoders.base import behavior_input
+from napari_movierecon.encoders.ensemble import members_of
 from napari_movierecon.reconstruct.allocator import retain_freed_memory
-from napari_movierecon.reconstruct.engine import GRAY_LEVEL, build_objectives, members_of
+from napari_movierecon.reconstruct.engine import build_objectives
+from napari_movierecon.recording import GRAY_LEVEL
 
 # The Run widget asks before starting a run estimated above this (seconds): an hour.
 # `fast` runs of our encoders take seconds to minutes, bauer2025 with them about an

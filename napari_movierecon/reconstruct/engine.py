@@ -38,7 +38,7 @@ from napari_movierecon.encoders.dwiseneuro import (
     WINDOW_SPAN,
     DwiseNeuroEncoder,
 )
-from napari_movierecon.encoders.ensemble import Ensemble
+from napari_movierecon.encoders.ensemble import members_of
 from napari_movierecon.encoders.fast import FastEncoder, FrozenFastEncoder
 from napari_movierecon.encoders.train import poisson_loss, poisson_terms
 from napari_movierecon.errors import MovieReconError
@@ -46,6 +46,7 @@ from napari_movierecon.reconstruct import metrics
 from napari_movierecon.reconstruct.allocator import retain_freed_memory
 from napari_movierecon.reconstruct.config import ReconstructionConfig
 from napari_movierecon.reconstruct.holdout import StoppingRule, split_holdout
+from napari_movierecon.reconstruct.neurons import check_neuron_indices
 from napari_movierecon.reconstruct.protocol import (
     NORM_EPS,
     FirstMomentAdam,
@@ -54,8 +55,8 @@ from napari_movierecon.reconstruct.protocol import (
     warmup_factor,
 )
 from napari_movierecon.reconstruct.windows import window_starts
+from napari_movierecon.recording import GRAY_LEVEL
 
-GRAY_LEVEL = 127.5
 # Encoder frames per batch: ~0.2-0.3 s of work for our encoders on 2 CPU cores, so a
 # heartbeat consumer can stop within a second even under the bauer2025 protocol.
 BATCH_FRAMES = 512
@@ -88,22 +89,6 @@ class Snapshot:
     chosen_iteration: int | None = None
 
 
-def members_of(encoder: Encoder | Sequence[Encoder], wanted: int | None) -> list[Encoder]:
-    """The first ``wanted`` (None: all) members of an encoder, ensemble or list."""
-    if isinstance(encoder, Ensemble):
-        members = list(encoder.members)
-    elif isinstance(encoder, Encoder):
-        members = [encoder]
-    else:
-        members = list(encoder)
-        Ensemble(members)  # raises if the members predict different neurons
-    if wanted is not None and wanted > len(members):
-        raise MovieReconError(
-            f"the config asks for {wanted} ensemble members; the encoder has {len(members)}"
-        )
-    return members[:wanted]
-
-
 def _check_inputs(
     members: list[Encoder],
     responses: np.ndarray,
@@ -112,7 +97,9 @@ def _check_inputs(
     truth: np.ndarray | None,
     masks: dict[str, np.ndarray | None],
     frame_shape: tuple[int, int],
-) -> None:
+) -> np.ndarray:
+    """MovieReconError for the first input that does not fit the members; else the
+    neuron indices, checked (``check_neuron_indices``)."""
     n_neurons = members[0].n_neurons
     if responses.ndim != 2 or responses.shape[0] != n_neurons:
         raise MovieReconError(
@@ -129,12 +116,7 @@ def _check_inputs(
         )
     if behavior.shape != (4, n_frames):
         raise MovieReconError(f"behaviour must be (4, {n_frames}), got {behavior.shape}")
-    if neurons.size == 0:
-        raise MovieReconError("the neuron selection is empty")
-    if neurons.min() < 0 or neurons.max() >= n_neurons:
-        raise MovieReconError(f"neuron indices must lie in 0..{n_neurons - 1}")
-    if len(np.unique(neurons)) != neurons.size:
-        raise MovieReconError("the neuron selection lists a neuron twice")
+    neurons = check_neuron_indices(neurons, n_neurons)
     if truth is not None and truth.shape != (n_frames, *frame_shape):
         raise MovieReconError(
             f"ground truth must be ({n_frames}, {frame_shape[0]}, {frame_shape[1]}), "
@@ -145,6 +127,7 @@ def _check_inputs(
             raise MovieReconError(f"{name} mask must be {frame_shape}, got {mask.shape}")
         if mask is not None and not np.asarray(mask).any():
             raise MovieReconError(f"{name} mask is empty (all False): no pixel to use")
+    return neurons
 
 
 class _HeldOut:
@@ -393,10 +376,9 @@ def reconstruct(
     retain_freed_memory()
     frame_shape = tuple(members[0].frame_shape)
     responses = np.asarray(responses, dtype=np.float32)
-    neurons = np.asarray(neurons, dtype=np.int64).ravel()
     behavior = np.asarray(behavior, dtype=np.float32)
     masks = {"update": update_mask, "evaluation": eval_mask}
-    _check_inputs(members, responses, neurons, behavior, truth, masks, frame_shape)
+    neurons = _check_inputs(members, responses, neurons, behavior, truth, masks, frame_shape)
     device = torch.device(config.device)
     torch.manual_seed(config.seed)
     n_frames = responses.shape[1]

@@ -294,6 +294,23 @@ def parse_population(spec: str) -> Population:
     raise MovieReconError(f"unknown neuron spec {spec!r}; {SPEC_HELP}")
 
 
+def check_neuron_indices(neurons, n_neurons: int) -> np.ndarray:
+    """``neurons`` as (n,) int64 indices into an encoder's ``n_neurons`` neurons, in the
+    given order; MovieReconError when the selection is empty, not integers, out of range
+    or lists a neuron twice."""
+    neurons = np.asarray(neurons)
+    if neurons.size == 0:
+        raise MovieReconError("the neuron selection is empty")
+    if neurons.dtype.kind not in "iu":
+        raise MovieReconError(f"neuron indices must be integers, got dtype {neurons.dtype}")
+    neurons = neurons.astype(np.int64).ravel()
+    if neurons.min() < 0 or neurons.max() >= n_neurons:
+        raise MovieReconError(f"neuron indices must lie in 0..{n_neurons - 1}")
+    if len(np.unique(neurons)) != neurons.size:
+        raise MovieReconError("the neuron selection lists a neuron twice")
+    return neurons
+
+
 def encoder_reliability(encoder) -> np.ndarray | None:
     """Per-neuron validation correlation from the training record(s), mean over members."""
     members = getattr(encoder, "members", [encoder])

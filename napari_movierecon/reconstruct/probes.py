@@ -35,7 +35,8 @@ from napari_movierecon.encoders.base import Encoder
 from napari_movierecon.errors import MovieReconError
 from napari_movierecon.reconstruct import metrics
 from napari_movierecon.reconstruct.config import ReconstructionConfig
-from napari_movierecon.reconstruct.engine import GRAY_LEVEL, reconstruct
+from napari_movierecon.reconstruct.engine import reconstruct
+from napari_movierecon.recording import GRAY_LEVEL
 
 KINDS = ("noise", "gratings")
 NOISE_STD = 40.0  # gray levels; clipping at 0/255 is > 3 sd away
