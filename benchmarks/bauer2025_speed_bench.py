@@ -29,7 +29,7 @@ from napari_movierecon.encoders.base import behavior_input
 from napari_movierecon.insilico.simulate import SimulatedRecording
 from napari_movierecon.reconstruct.config import preset
 from napari_movierecon.reconstruct.engine import reconstruct
-from napari_movierecon.reconstruct.masks import cut_masks
+from napari_movierecon.reconstruct.masks.file import cut_masks
 from napari_movierecon.sources import open_encoder
 
 PATHS = {

@@ -32,7 +32,7 @@ from napari_movierecon.encoders.train import TrainConfig
 from napari_movierecon.insilico.figures import COVERAGE_MIN_FRACTION, coverage_map
 from napari_movierecon.insilico.simulate import SimulatedRecording
 from napari_movierecon.reconstruct.config import preset
-from napari_movierecon.reconstruct.masks import cut_masks
+from napari_movierecon.reconstruct.masks.file import cut_masks
 from napari_movierecon.sources import open_encoder
 
 

@@ -41,7 +41,7 @@ from napari_movierecon.insilico.figures import COVERAGE_MIN_FRACTION, coverage_m
 from napari_movierecon.insilico.simulate import SimulatedRecording
 from napari_movierecon.reconstruct.config import preset
 from napari_movierecon.reconstruct.engine import reconstruct
-from napari_movierecon.reconstruct.masks import cut_masks
+from napari_movierecon.reconstruct.masks.file import cut_masks
 from napari_movierecon.reconstruct.neurons import parse_population
 from napari_movierecon.sources import SAMPLE_ENCODER, open_encoder
 

@@ -30,7 +30,7 @@ from napari_movierecon.insilico.mouse import plan_trials
 from napari_movierecon.insilico.simulate import SimulatedRecording
 from napari_movierecon.reconstruct.config import preset
 from napari_movierecon.reconstruct.engine import reconstruct
-from napari_movierecon.reconstruct.masks import cut_masks
+from napari_movierecon.reconstruct.masks.file import cut_masks
 from napari_movierecon.sources import SAMPLE_ENCODER, open_encoder
 
 

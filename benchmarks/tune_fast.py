@@ -22,7 +22,7 @@ import torch
 from benchmarks.bauer2025_speed_bench import trial_run
 from napari_movierecon.insilico.simulate import SimulatedRecording
 from napari_movierecon.reconstruct.config import preset
-from napari_movierecon.reconstruct.masks import cut_masks
+from napari_movierecon.reconstruct.masks.file import cut_masks
 from napari_movierecon.sources import open_encoder
 
 CANDIDATES = {

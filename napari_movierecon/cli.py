@@ -336,7 +336,7 @@ def _masks_for(args: argparse.Namespace, config, frame_shape, recording_name: st
             "eval_mask": None if args.eval_mask is None else str(args.eval_mask),
         }
         return _load_mask(args.update_mask), _load_mask(args.eval_mask), record
-    from napari_movierecon.reconstruct.masks import cut_masks
+    from napari_movierecon.reconstruct.masks.file import cut_masks
 
     update, evaluation, record = cut_masks(args.mask, config, frame_shape)
     if record["estimated_on"] not in (None, recording_name):
@@ -425,12 +425,9 @@ def run_mask(args: argparse.Namespace) -> None:
     import torch
 
     from napari_movierecon.encoders.checkpoint import check_neurons
-    from napari_movierecon.reconstruct.masks import (
-        ITERATIONS,
-        coverage_mask,
-        save_mask,
-        transparency_mask,
-    )
+    from napari_movierecon.reconstruct.masks.coverage import coverage_mask
+    from napari_movierecon.reconstruct.masks.file import save_mask
+    from napari_movierecon.reconstruct.masks.transparency import ITERATIONS, transparency_mask
     from napari_movierecon.reconstruct.neurons import encoder_reliability, parse_population
     from napari_movierecon.sources import open_recording
 

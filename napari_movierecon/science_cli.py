@@ -144,7 +144,7 @@ def run_probe(args: argparse.Namespace) -> None:
 
     from napari_movierecon.io.atomic import staged_directory
     from napari_movierecon.reconstruct.config import default_preset, preset
-    from napari_movierecon.reconstruct.masks import cut_masks
+    from napari_movierecon.reconstruct.masks.file import cut_masks
     from napari_movierecon.reconstruct.probes import (
         ProbeSpec,
         behavior_for,

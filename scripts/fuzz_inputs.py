@@ -33,7 +33,7 @@ from napari_movierecon.io.npy import load_npy
 from napari_movierecon.io.sensorium import SensoriumRecording, write_sensorium
 from napari_movierecon.io.tensor_file import METADATA_KEY, parse_record
 from napari_movierecon.reconstruct.config import ReconstructionConfig
-from napari_movierecon.reconstruct.masks import Mask, load_mask, save_mask
+from napari_movierecon.reconstruct.masks.file import Mask, load_mask, save_mask
 from napari_movierecon.reconstruct.neurons import parse_population
 from napari_movierecon.reconstruct.results import (
     Reconstruction,

@@ -21,7 +21,7 @@ from napari_movierecon.io.npy import load_npy
 from napari_movierecon.io.sensorium import SensoriumRecording, write_sensorium
 from napari_movierecon.io.tensor_file import parse_record
 from napari_movierecon.reconstruct.config import ReconstructionConfig
-from napari_movierecon.reconstruct.masks import load_mask
+from napari_movierecon.reconstruct.masks.file import load_mask
 from napari_movierecon.reconstruct.neurons import parse_population
 from napari_movierecon.reconstruct.results import (
     Reconstruction,
@@ -66,7 +66,7 @@ def test_npy_reader(tmp_path_factory, content):
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> dict[str, bytes]:
     """A valid checkpoint, result file and mask file as bytes."""
-    from napari_movierecon.reconstruct.masks import Mask, save_mask
+    from napari_movierecon.reconstruct.masks.file import Mask, save_mask
 
     folder = tmp_path_factory.mktemp("valid")
     checkpoint = save_encoder(make_encoder(), folder / "c.safetensors", RECORD)

@@ -16,13 +16,9 @@ from napari_movierecon.encoders.base import Encoder
 from napari_movierecon.encoders.ensemble import Ensemble
 from napari_movierecon.errors import MovieReconError
 from napari_movierecon.io.memory import InMemoryRecording
-from napari_movierecon.reconstruct.masks import (
-    Mask,
-    coverage_mask,
-    load_mask,
-    save_mask,
-    transparency_mask,
-)
+from napari_movierecon.reconstruct.masks.coverage import coverage_mask
+from napari_movierecon.reconstruct.masks.file import Mask, load_mask, save_mask
+from napari_movierecon.reconstruct.masks.transparency import transparency_mask
 from napari_movierecon.reconstruct.results import load_reconstruction
 from napari_movierecon.recording import Neurons
 

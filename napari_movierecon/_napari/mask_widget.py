@@ -26,13 +26,9 @@ from qtpy.QtWidgets import (
 from napari_movierecon._napari.session import TAG, find_layer, session_for
 from napari_movierecon.errors import MovieReconError
 from napari_movierecon.insilico.mouse_cache import cache_dir
-from napari_movierecon.reconstruct.masks import (
-    ITERATIONS,
-    METHODS,
-    coverage_mask,
-    save_mask,
-    transparency_mask,
-)
+from napari_movierecon.reconstruct.masks.coverage import coverage_mask
+from napari_movierecon.reconstruct.masks.file import METHODS, save_mask
+from napari_movierecon.reconstruct.masks.transparency import ITERATIONS, transparency_mask
 
 
 class MaskStopped(MovieReconError):

@@ -38,7 +38,7 @@ from napari_movierecon._napari.run_view import RunView, label_positions
 from napari_movierecon._napari.session import TAG, find_layer, keep_active_layer, session_for
 from napari_movierecon.errors import MovieReconError
 from napari_movierecon.reconstruct.job import ReconstructionJob
-from napari_movierecon.reconstruct.masks import cut_masks
+from napari_movierecon.reconstruct.masks.file import cut_masks
 
 SAVED_ROLES = {"reconstruction", "run_truth", "correlation_map", "mask"}
 # the run names on the canvas, at the top-left corner of their panels

@@ -287,7 +287,7 @@ def _populations(check: _Checker, data: dict, base: Path) -> list[str]:
 
 
 def _masks(check: _Checker, data: dict, base: Path) -> list[str]:
-    from napari_movierecon.reconstruct.masks import load_mask
+    from napari_movierecon.reconstruct.masks.file import load_mask
 
     masks = []
     for entry in _string_list(check, data, "masks", [NO_MASK]):

@@ -30,7 +30,7 @@ from napari_movierecon.encoders.checkpoint import check_neurons
 from napari_movierecon.errors import MovieReconError
 from napari_movierecon.io.atomic import TargetExists
 from napari_movierecon.reconstruct.job import ReconstructionJob
-from napari_movierecon.reconstruct.masks import cut_masks
+from napari_movierecon.reconstruct.masks.file import cut_masks
 from napari_movierecon.reconstruct.neurons import (
     Selection,
     encoder_reliability,
