@@ -25,7 +25,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -35,24 +36,25 @@ from napari_movierecon.io.atomic import check_target
 EXIT_USAGE = 2
 
 
-class _Progress:
-    """A one-line progress report on stderr: ``label done/total (rate/s, eta)``."""
+@contextmanager
+def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A ``progress(done, total)`` callback drawing a tqdm bar labelled ``label`` on stderr
+    from its first call; the bar is closed on leaving, also when the work ends early."""
+    from tqdm import tqdm
 
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.start = time.perf_counter()
+    bar = None
 
-    def __call__(self, done: int, total: int) -> None:
-        elapsed = time.perf_counter() - self.start
-        rate = done / elapsed if elapsed > 0 else 0.0
-        eta = (total - done) / rate if rate > 0 else float("nan")
-        end = "\n" if done >= total else ""
-        print(
-            f"\r{self.label} {done}/{total} ({rate:.2f}/s, eta {eta:.0f} s)",
-            end=end,
-            file=sys.stderr,
-            flush=True,
-        )
+    def report(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=label, file=sys.stderr)
+        bar.update(done - bar.n)
+
+    try:
+        yield report
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 # ---------------------------------------------------------------- argument types
@@ -175,13 +177,10 @@ def run_simulate(args: argparse.Namespace) -> None:
     else:
         recording = SimulatedRecording(mouse)
         trials = _select_trials(recording, args.tiers, args.max_per_tier)
-    out = write_simulated(
-        recording,
-        args.out,
-        trials=trials,
-        overwrite=args.overwrite,
-        progress=_Progress("simulating trials"),
-    )
+    with _progress("simulating trials") as progress:
+        out = write_simulated(
+            recording, args.out, trials=trials, overwrite=args.overwrite, progress=progress
+        )
     size = sum(p.stat().st_size for p in Path(out).rglob("*") if p.is_file())
     print(
         f"wrote {out} ({len(trials) if trials is not None else len(recording)} trials, "
@@ -203,22 +202,24 @@ def run_view(args: argparse.Namespace) -> None:
     launch_viewer()
 
 
-def _training_reporter(member: int, members: int) -> Callable:
-    """Training callback: a progress line per step, a line per validation."""
-    progress = _Progress(f"member {member + 1}/{members} steps")
+@contextmanager
+def _training_reporter(member: int, members: int) -> Iterator[Callable]:
+    """Training callback: a progress bar of the steps, a line per validation (stderr)."""
+    from tqdm import tqdm
 
-    def report(event) -> None:
-        if event.validation_correlation is None:
-            progress(event.step, event.total_steps)
-        else:
-            print(
-                f"\nmember {member + 1}/{members} epoch {event.epoch + 1}: validation "
-                f"correlation {event.validation_correlation:.4f}",
-                file=sys.stderr,
-                flush=True,
-            )
+    with _progress(f"member {member + 1}/{members} steps") as progress:
 
-    return report
+        def report(event) -> None:
+            if event.validation_correlation is None:
+                progress(event.step, event.total_steps)
+            else:
+                tqdm.write(
+                    f"member {member + 1}/{members} epoch {event.epoch + 1}: validation "
+                    f"correlation {event.validation_correlation:.4f}",
+                    file=sys.stderr,
+                )
+
+        yield report
 
 
 def run_train(args: argparse.Namespace) -> None:
@@ -243,9 +244,8 @@ def run_train(args: argparse.Namespace) -> None:
             device=args.device,
             **chosen,
         )
-        encoder, record = train_encoder(
-            recording, config=config, callback=_training_reporter(k, args.members), cache=cache
-        )
+        with _training_reporter(k, args.members) as report:
+            encoder, record = train_encoder(recording, config=config, callback=report, cache=cache)
         print(
             f"member {k + 1}: best validation correlation "
             f"{record['validation_correlation_mean']:.4f} (epoch {record['best_epoch'] + 1}), "
@@ -280,14 +280,15 @@ def run_evaluate(args: argparse.Namespace) -> None:
     if isinstance(encoder, Ensemble) and len(encoder) > 1:
         encoders = {f"member {k}": m for k, m in enumerate(encoder.members)}
         encoders["ensemble"] = encoder
-    results = evaluate_encoders(
-        {name: e.to(args.device) for name, e in encoders.items()},
-        recording,
-        args.tier,
-        max_trials=args.max_trials,
-        device=args.device,
-        progress=_Progress(f"evaluating on {args.tier}"),
-    )
+    with _progress(f"evaluating on {args.tier}") as progress:
+        results = evaluate_encoders(
+            {name: e.to(args.device) for name, e in encoders.items()},
+            recording,
+            args.tier,
+            max_trials=args.max_trials,
+            device=args.device,
+            progress=progress,
+        )
     summaries = {name: result.summary() for name, result in results.items()}
     for name, summary in summaries.items():
         line = f"{name:10s} single-trial correlation {summary['single_trial']:.4f}"
@@ -402,10 +403,10 @@ def run_reconstruct(args: argparse.Namespace) -> None:
         f"frames) from {len(neurons)} neurons, preset {args.preset}",
         file=sys.stderr,
     )
-    progress = _Progress("iterations")
     snapshot = None
-    for snapshot in run:
-        progress(snapshot.iteration, snapshot.iterations)
+    with _progress("iterations") as progress:
+        for snapshot in run:
+            progress(snapshot.iteration, snapshot.iterations)
     result = job.result(snapshot)
     save_reconstruction(result, args.out, overwrite=args.overwrite)
     if snapshot.chosen_iteration is not None:
@@ -448,15 +449,16 @@ def run_mask(args: argparse.Namespace) -> None:
             f"{iterations} iterations on training trials",
             file=sys.stderr,
         )
-        mask = transparency_mask(
-            encoder,
-            recording,
-            neurons,
-            iterations=iterations,
-            seed=args.seed,
-            device=args.device,
-            progress=_Progress("iterations"),
-        )
+        with _progress("iterations") as progress:
+            mask = transparency_mask(
+                encoder,
+                recording,
+                neurons,
+                iterations=iterations,
+                seed=args.seed,
+                device=args.device,
+                progress=progress,
+            )
     else:
         mask = coverage_mask(
             encoder, neurons, recording=recording, seed=args.seed, device=args.device
@@ -496,15 +498,16 @@ def run_convert(args: argparse.Namespace) -> None:
 
     check_target(args.out, args.overwrite, folder=Path(args.encoder).is_dir())
     recording = open_recording(args.recording)
-    out = convert_argus(
-        args.encoder,
-        args.out,
-        mouse=args.mouse,
-        unit_ids=recording.neurons.ids,
-        recording_name=recording.name,
-        overwrite=args.overwrite,
-        progress=_Progress("converting members"),
-    )
+    with _progress("converting members") as progress:
+        out = convert_argus(
+            args.encoder,
+            args.out,
+            mouse=args.mouse,
+            unit_ids=recording.neurons.ids,
+            recording_name=recording.name,
+            overwrite=args.overwrite,
+            progress=progress,
+        )
     files = [out] if out.is_file() else sorted(out.iterdir())
     size = sum(p.stat().st_size for p in files)
     print(f"wrote {out} ({len(files)} file(s), {size / 1e6:.1f} MB) for {recording.name}")

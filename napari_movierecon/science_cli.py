@@ -12,7 +12,7 @@ import sys
 
 from napari_movierecon.cli import (
     _add_mouse_option,
-    _Progress,
+    _progress,
     _training_reporter,
     device_name,
     iteration_count,
@@ -44,13 +44,10 @@ def run_distill(args: argparse.Namespace) -> None:
         config = TrainConfig(
             seed=args.seed + k, max_train_trials=args.max_train_trials, device=args.device, **chosen
         )
-        student, record = distill_encoder(
-            teacher,
-            recording,
-            args.extra_movies,
-            config=config,
-            callback=_training_reporter(k, args.members),
-        )
+        with _training_reporter(k, args.members) as report:
+            student, record = distill_encoder(
+                teacher, recording, args.extra_movies, config=config, callback=report
+            )
         print(
             f"student {k + 1}: best validation correlation with the teacher "
             f"{record['validation_correlation_mean']:.4f} (epoch {record['best_epoch'] + 1}), "
@@ -182,9 +179,10 @@ def run_probe(args: argparse.Namespace) -> None:
         f"neurons, preset {config.preset}",
         file=sys.stderr,
     )
-    record = run_probes(
-        encoder, spec, config, neurons, behavior, eval_mask, update_mask, _Progress("probes")
-    )
+    with _progress("probes") as progress:
+        record = run_probes(
+            encoder, spec, config, neurons, behavior, eval_mask, update_mask, progress
+        )
     record |= {
         "encoder": str(args.encoder),
         "recording": None if recording is None else recording.name,
