@@ -131,6 +131,87 @@ def path_arg(text: str) -> Path:
     return Path(text)
 
 
+# ---------------------------------------------------------------- shared options
+# Option blocks that several subcommands take, defined once.
+
+
+def _add_recording_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--recording", required=True, help="Sensorium mouse folder or 'sample'")
+
+
+def _add_encoder_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--encoder", required=True, help="checkpoint, ensemble folder or 'sample'")
+
+
+def _add_mouse_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--mouse",
+        type=seed_int,
+        default=None,
+        help="DwiseNeuro checkpoints: readout K (default: the mouse of the recording, by "
+        "folder name or neuron count)",
+    )
+
+
+def _add_neurons_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--neurons", default="all", help="all | random:F[:SEED] | top:K | ids:PATH (default all)"
+    )
+
+
+def _add_preset_options(parser: argparse.ArgumentParser) -> None:
+    """--preset and --iterations of a reconstruction."""
+    parser.add_argument(
+        "--preset",
+        default=None,
+        help="fast, bauer2025 or fast_window (default: fast_window for DwiseNeuro, else fast)",
+    )
+    parser.add_argument(
+        "--iterations", type=iteration_count, default=None, help="override the preset's"
+    )
+
+
+def _add_mask_options(parser: argparse.ArgumentParser, npy_masks: bool) -> None:
+    """--mask (a file from ``movierecon mask``), and with ``npy_masks`` the alternative
+    --update-mask / --eval-mask .npy files."""
+    if npy_masks:
+        parser.add_argument("--update-mask", type=path_arg, default=None, help=".npy (H, W) bool")
+        parser.add_argument("--eval-mask", type=path_arg, default=None, help=".npy (H, W) bool")
+    parser.add_argument(
+        "--mask",
+        type=path_arg,
+        default=None,
+        help="mask file from 'movierecon mask' (update and evaluation masks at the preset's "
+        "thresholds)" + ("; not with --update-mask/--eval-mask" if npy_masks else ""),
+    )
+
+
+def _add_training_options(parser: argparse.ArgumentParser) -> None:
+    """--epochs and --max-train-trials of encoder training."""
+    parser.add_argument(
+        "--epochs", type=positive_int, default=None, help="at most this many (default 12)"
+    )
+    parser.add_argument("--max-train-trials", type=positive_int, default=None)
+
+
+def _add_compute_options(parser: argparse.ArgumentParser) -> None:
+    """--device and --threads (see ``_use_threads``)."""
+    parser.add_argument("--device", type=device_name, default="cpu", help="cpu or cuda")
+    parser.add_argument("--threads", type=thread_count, default=None, help="torch CPU threads")
+
+
+def _use_threads(args: argparse.Namespace) -> None:
+    """Torch's CPU threads set to ``--threads``, when given."""
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
+def _add_overwrite_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--overwrite", action="store_true", help=f"replace an existing {what}")
+
+
 # ---------------------------------------------------------------- commands
 
 
@@ -223,15 +304,12 @@ def _training_reporter(member: int, members: int) -> Iterator[Callable]:
 
 
 def run_train(args: argparse.Namespace) -> None:
-    import torch
-
     from napari_movierecon.encoders.checkpoint import save_ensemble
     from napari_movierecon.encoders.data import TrialCache
     from napari_movierecon.encoders.train import TrainConfig, train_encoder
     from napari_movierecon.sources import open_recording
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    _use_threads(args)
     check_target(args.out, args.overwrite, folder=True)
     recording = open_recording(args.recording)
     cache = TrialCache(recording)
@@ -262,15 +340,12 @@ def run_train(args: argparse.Namespace) -> None:
 def run_evaluate(args: argparse.Namespace) -> None:
     import json
 
-    import torch
-
     from napari_movierecon.encoders.checkpoint import check_neurons
     from napari_movierecon.encoders.ensemble import Ensemble
     from napari_movierecon.encoders.evaluate import evaluate_encoders
     from napari_movierecon.sources import open_recording
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    _use_threads(args)
     if args.json is not None:
         check_target(args.json, args.overwrite)
     recording = open_recording(args.recording)
@@ -349,8 +424,6 @@ def _masks_for(args: argparse.Namespace, config, frame_shape, recording_name: st
 
 
 def run_reconstruct(args: argparse.Namespace) -> None:
-    import torch
-
     from napari_movierecon.encoders.checkpoint import check_neurons
     from napari_movierecon.reconstruct.config import default_preset, preset
     from napari_movierecon.reconstruct.job import ReconstructionJob
@@ -362,8 +435,7 @@ def run_reconstruct(args: argparse.Namespace) -> None:
     from napari_movierecon.reconstruct.results import save_reconstruction
     from napari_movierecon.sources import open_recording
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    _use_threads(args)
     if args.mask is not None and (args.update_mask is not None or args.eval_mask is not None):
         raise MovieReconError("--mask cannot be combined with --update-mask or --eval-mask")
     check_target(args.out, args.overwrite)
@@ -423,8 +495,6 @@ def run_reconstruct(args: argparse.Namespace) -> None:
 
 
 def run_mask(args: argparse.Namespace) -> None:
-    import torch
-
     from napari_movierecon.encoders.checkpoint import check_neurons
     from napari_movierecon.reconstruct.masks.coverage import coverage_mask
     from napari_movierecon.reconstruct.masks.file import save_mask
@@ -432,8 +502,7 @@ def run_mask(args: argparse.Namespace) -> None:
     from napari_movierecon.reconstruct.neurons import encoder_reliability, parse_population
     from napari_movierecon.sources import open_recording
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    _use_threads(args)
     if args.iterations is not None and args.method != "transparency":
         raise MovieReconError("--iterations applies to --method transparency only")
     check_target(args.out, args.overwrite)
@@ -513,16 +582,6 @@ def run_convert(args: argparse.Namespace) -> None:
     print(f"wrote {out} ({len(files)} file(s), {size / 1e6:.1f} MB) for {recording.name}")
 
 
-def _add_mouse_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--mouse",
-        type=seed_int,
-        default=None,
-        help="DwiseNeuro checkpoints: readout K (default: the mouse of the recording, by "
-        "folder name or neuron count)",
-    )
-
-
 def _add_convert_parser(commands) -> None:
     convert = commands.add_parser(
         "convert",
@@ -537,7 +596,7 @@ def _add_convert_parser(commands) -> None:
     convert.add_argument(
         "--out", required=True, type=path_arg, help=".safetensors file (folder for a folder)"
     )
-    convert.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    _add_overwrite_option(convert, "output")
     convert.set_defaults(run=run_convert)
 
 
@@ -728,7 +787,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="frame rate of .npy movies (video files carry their own)",
     )
-    sim.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+    _add_overwrite_option(sim, "folder")
     sim.set_defaults(run=run_simulate)
 
     fig = commands.add_parser("figures", help="draw the in-silico mouse figures for docs/")
@@ -738,54 +797,38 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser(
         "train", help="train an encoder ensemble on a recording's training tier"
     )
-    train.add_argument("--recording", required=True, help="Sensorium mouse folder or 'sample'")
+    _add_recording_option(train)
     train.add_argument("--out", required=True, type=path_arg, help="ensemble folder to write")
     train.add_argument(
         "--members", type=positive_int, default=3, help="ensemble size (seeds differ)"
     )
     train.add_argument("--seed", type=seed_int, default=0, help="seed of member 1 (member k: +k)")
-    train.add_argument(
-        "--epochs", type=positive_int, default=None, help="at most this many (default 12)"
-    )
-    train.add_argument("--max-train-trials", type=positive_int, default=None)
-    train.add_argument("--device", type=device_name, default="cpu", help="cpu or cuda")
-    train.add_argument("--threads", type=thread_count, default=None, help="torch CPU threads")
-    train.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+    _add_training_options(train)
+    _add_compute_options(train)
+    _add_overwrite_option(train, "folder")
     train.set_defaults(run=run_train)
 
     evaluate = commands.add_parser(
         "evaluate", help="per-neuron single-trial correlation of an encoder on a tier"
     )
-    evaluate.add_argument("--recording", required=True, help="Sensorium mouse folder or 'sample'")
-    evaluate.add_argument(
-        "--encoder", required=True, help="checkpoint file, ensemble folder or 'sample'"
-    )
+    _add_recording_option(evaluate)
+    _add_encoder_option(evaluate)
     evaluate.add_argument("--tier", default="final_test_main")
     evaluate.add_argument("--max-trials", type=positive_int, default=None)
-    evaluate.add_argument("--device", type=device_name, default="cpu", help="cpu or cuda")
-    evaluate.add_argument("--threads", type=thread_count, default=None, help="torch CPU threads")
+    _add_compute_options(evaluate)
     evaluate.add_argument("--json", type=path_arg, default=None, help="also write the means here")
-    evaluate.add_argument("--overwrite", action="store_true", help="replace an existing --json")
+    _add_overwrite_option(evaluate, "--json")
     _add_mouse_option(evaluate)
     evaluate.set_defaults(run=run_evaluate)
 
     rec = commands.add_parser(
         "reconstruct", help="reconstruct one trial's movie from its responses"
     )
-    rec.add_argument("--recording", required=True, help="Sensorium mouse folder or 'sample'")
+    _add_recording_option(rec)
     rec.add_argument("--trial", required=True, type=seed_int, help="trial index")
-    rec.add_argument("--encoder", required=True, help="checkpoint, ensemble folder or 'sample'")
-    rec.add_argument(
-        "--preset",
-        default=None,
-        help="fast, bauer2025 or fast_window (default: fast_window for DwiseNeuro, else fast)",
-    )
-    rec.add_argument(
-        "--neurons", default="all", help="all | random:F[:SEED] | top:K | ids:PATH (default all)"
-    )
-    rec.add_argument(
-        "--iterations", type=iteration_count, default=None, help="override the preset's"
-    )
+    _add_encoder_option(rec)
+    _add_preset_options(rec)
+    _add_neurons_option(rec)
     rec.add_argument(
         "--holdout",
         type=open_fraction,
@@ -799,19 +842,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="stopping rule: stop after this many iterations without improvement",
     )
-    rec.add_argument("--update-mask", type=path_arg, default=None, help=".npy (H, W) bool")
-    rec.add_argument("--eval-mask", type=path_arg, default=None, help=".npy (H, W) bool")
-    rec.add_argument(
-        "--mask",
-        type=path_arg,
-        default=None,
-        help="mask file from 'movierecon mask' (update and evaluation masks at the preset's "
-        "thresholds); not with --update-mask/--eval-mask",
-    )
-    rec.add_argument("--device", type=device_name, default="cpu", help="cpu or cuda")
-    rec.add_argument("--threads", type=thread_count, default=None, help="torch CPU threads")
+    _add_mask_options(rec, npy_masks=True)
+    _add_compute_options(rec)
     rec.add_argument("--out", required=True, type=path_arg, help="result file (.safetensors)")
-    rec.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    _add_overwrite_option(rec, "file")
     _add_mouse_option(rec)
     rec.set_defaults(run=run_reconstruct)
 
@@ -820,8 +854,8 @@ def build_parser() -> argparse.ArgumentParser:
     mask = commands.add_parser(
         "mask", help="estimate where the neurons look: update and evaluation masks in one file"
     )
-    mask.add_argument("--recording", required=True, help="Sensorium mouse folder or 'sample'")
-    mask.add_argument("--encoder", required=True, help="checkpoint, ensemble folder or 'sample'")
+    _add_recording_option(mask)
+    _add_encoder_option(mask)
     mask.add_argument(
         "--method",
         choices=("transparency", "coverage"),
@@ -834,14 +868,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="transparency iterations (default 1000)",
     )
-    mask.add_argument(
-        "--neurons", default="all", help="all | random:F[:SEED] | top:K | ids:PATH (default all)"
-    )
+    _add_neurons_option(mask)
     mask.add_argument("--seed", type=seed_int, default=0, help="trials, clips and noise movies")
-    mask.add_argument("--device", type=device_name, default="cpu", help="cpu or cuda")
-    mask.add_argument("--threads", type=thread_count, default=None, help="torch CPU threads")
+    _add_compute_options(mask)
     mask.add_argument("--out", required=True, type=path_arg, help="mask file (.safetensors)")
-    mask.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    _add_overwrite_option(mask, "file")
     _add_mouse_option(mask)
     mask.set_defaults(run=run_mask)
 

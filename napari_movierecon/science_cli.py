@@ -11,30 +11,33 @@ import argparse
 import sys
 
 from napari_movierecon.cli import (
+    _add_compute_options,
+    _add_encoder_option,
+    _add_mask_options,
     _add_mouse_option,
+    _add_neurons_option,
+    _add_overwrite_option,
+    _add_preset_options,
+    _add_recording_option,
+    _add_training_options,
     _progress,
     _training_reporter,
-    device_name,
-    iteration_count,
+    _use_threads,
     path_arg,
     positive_int,
     seed_int,
-    thread_count,
 )
 from napari_movierecon.errors import MovieReconError
 from napari_movierecon.io.atomic import check_target
 
 
 def run_distill(args: argparse.Namespace) -> None:
-    import torch
-
     from napari_movierecon.encoders.checkpoint import save_ensemble
     from napari_movierecon.encoders.distill import distill_encoder
     from napari_movierecon.encoders.train import TrainConfig
     from napari_movierecon.sources import open_encoder, open_recording
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    _use_threads(args)
     check_target(args.out, args.overwrite, folder=True)
     recording = open_recording(args.recording)
     teacher = open_encoder(args.teacher, mouse=args.mouse, recording=recording)
@@ -72,7 +75,7 @@ def add_distill_parser(commands) -> None:
         required=True,
         help="any encoder: checkpoint, ensemble folder, DwiseNeuro .pth/folder or 'sample'",
     )
-    distill.add_argument("--recording", required=True, help="Sensorium mouse folder or 'sample'")
+    _add_recording_option(distill)
     distill.add_argument("--out", required=True, type=path_arg, help="student ensemble folder")
     distill.add_argument("--members", type=positive_int, default=1, help="students (seeds differ)")
     distill.add_argument(
@@ -85,13 +88,9 @@ def add_distill_parser(commands) -> None:
     distill.add_argument(
         "--seed", type=seed_int, default=0, help="seed of student 1 (student k: +k)"
     )
-    distill.add_argument(
-        "--epochs", type=positive_int, default=None, help="at most this many (default 12)"
-    )
-    distill.add_argument("--max-train-trials", type=positive_int, default=None)
-    distill.add_argument("--device", type=device_name, default="cpu", help="cpu or cuda")
-    distill.add_argument("--threads", type=thread_count, default=None, help="torch CPU threads")
-    distill.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+    _add_training_options(distill)
+    _add_compute_options(distill)
+    _add_overwrite_option(distill, "folder")
     _add_mouse_option(distill)
     distill.set_defaults(run=run_distill)
 
@@ -137,8 +136,6 @@ def _probe_population(args: argparse.Namespace, encoder, recording):
 def run_probe(args: argparse.Namespace) -> None:
     import json
 
-    import torch
-
     from napari_movierecon.io.atomic import staged_directory
     from napari_movierecon.reconstruct.config import default_preset, preset
     from napari_movierecon.reconstruct.masks.file import cut_masks
@@ -151,8 +148,7 @@ def run_probe(args: argparse.Namespace) -> None:
     )
     from napari_movierecon.sources import open_encoder, open_recording
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    _use_threads(args)
     check_target(args.out, args.overwrite, folder=True)
     changes = {
         k: v
@@ -204,7 +200,7 @@ def add_probe_parser(commands) -> None:
         help="resolution probes: reconstruct noise or gratings of varying spatial and "
         "temporal scale from the encoder's own responses",
     )
-    probe.add_argument("--encoder", required=True, help="checkpoint, ensemble folder or 'sample'")
+    _add_encoder_option(probe)
     probe.add_argument(
         "--recording",
         default=None,
@@ -230,17 +226,11 @@ def add_probe_parser(commands) -> None:
         "--poisson", action="store_true", help="Poisson-sample the responses (seeded)"
     )
     probe.add_argument("--seed", type=seed_int, default=0, help="noise movies and Poisson samples")
-    probe.add_argument("--preset", default=None, help="fast (default), bauer2025, fast_window")
-    probe.add_argument(
-        "--iterations", type=iteration_count, default=None, help="override the preset's"
-    )
-    probe.add_argument(
-        "--neurons", default="all", help="all | random:F[:SEED] | top:K | ids:PATH (default all)"
-    )
-    probe.add_argument("--mask", type=path_arg, default=None, help="mask file (movierecon mask)")
-    probe.add_argument("--device", type=device_name, default="cpu", help="cpu or cuda")
-    probe.add_argument("--threads", type=thread_count, default=None, help="torch CPU threads")
-    probe.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+    _add_preset_options(probe)
+    _add_neurons_option(probe)
+    _add_mask_options(probe, npy_masks=False)
+    _add_compute_options(probe)
+    _add_overwrite_option(probe, "folder")
     _add_mouse_option(probe)
     probe.set_defaults(run=run_probe)
 
