@@ -51,7 +51,7 @@ def open_encoder_steps(
         load_argus_encoder,
     )
     from napari_movierecon.encoders.checkpoint import load_encoder
-    from napari_movierecon.encoders.ensemble import Ensemble
+    from napari_movierecon.encoders.ensemble import Ensemble, members_of
 
     path = SAMPLE_ENCODER if str(source) == SAMPLE else Path(source)
     unit_ids = None if recording is None else recording.neurons.ids
@@ -69,8 +69,7 @@ def open_encoder_steps(
         return load_argus_encoder(path, mouse, unit_ids, name)
     encoder = load_encoder(path)
     if mouse is not None:
-        members = getattr(encoder, "members", [encoder])
-        chosen = {getattr(getattr(m, "config", None), "mouse", None) for m in members}
+        chosen = {getattr(getattr(m, "config", None), "mouse", None) for m in members_of(encoder)}
         if chosen != {mouse}:
             raise CheckpointError(
                 f"{path}: --mouse {mouse} does not apply: this checkpoint holds "

@@ -23,6 +23,7 @@ from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QLabel, QSpinBox
 
 from napari_movierecon.encoders.checkpoint import check_neurons
+from napari_movierecon.encoders.ensemble import members_of
 from napari_movierecon.reconstruct.cost import CONFIRM_ABOVE_S, estimate_cost, format_duration
 from napari_movierecon.sources import open_encoder_steps, open_recording
 
@@ -63,8 +64,7 @@ class CostGate(QLabel):
         returns to the event loop; the job is built in the run's worker)."""
         from napari_movierecon.encoders.dwiseneuro import DwiseNeuroEncoder
 
-        members = getattr(encoder, "members", [encoder])
-        if any(isinstance(member, DwiseNeuroEncoder) for member in members):
+        if any(isinstance(member, DwiseNeuroEncoder) for member in members_of(encoder)):
             return True
         return sum(p.numel() for p in encoder.parameters()) >= MEASURE_AT_ONCE_BELOW
 

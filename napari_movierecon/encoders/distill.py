@@ -23,6 +23,7 @@ import torch
 
 from napari_movierecon.encoders.base import Encoder, behavior_input
 from napari_movierecon.encoders.checkpoint import check_neurons
+from napari_movierecon.encoders.ensemble import members_of
 from napari_movierecon.encoders.fast import FastEncoder, FastEncoderConfig
 from napari_movierecon.encoders.train import TrainConfig, TrainingEvent, train_encoder
 from napari_movierecon.errors import MovieReconError
@@ -40,7 +41,7 @@ def teacher_identity(teacher: Encoder) -> dict:
     return {
         "source": str(getattr(teacher, "source", type(teacher).__name__)),
         "class": type(teacher).__name__,
-        "members": len(getattr(teacher, "members", [teacher])),
+        "members": len(members_of(teacher)),
         "n_neurons": teacher.n_neurons,
         "weights_sha256": digest.hexdigest(),
     }

@@ -285,9 +285,9 @@ def default_preset(encoder) -> str:
     """``fast_window`` for DwiseNeuro encoders (whose ``fast`` would predict the whole
     clip, T - 30 passes, every iteration), ``fast`` for the others."""
     from napari_movierecon.encoders.dwiseneuro import DwiseNeuroEncoder
+    from napari_movierecon.encoders.ensemble import members_of
 
-    members = getattr(encoder, "members", [encoder])
-    return "fast_window" if isinstance(members[0], DwiseNeuroEncoder) else "fast"
+    return "fast_window" if isinstance(members_of(encoder)[0], DwiseNeuroEncoder) else "fast"
 
 
 def preset(name: str, **changes) -> ReconstructionConfig:

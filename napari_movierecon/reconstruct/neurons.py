@@ -313,8 +313,11 @@ def check_neuron_indices(neurons, n_neurons: int) -> np.ndarray:
 
 def encoder_reliability(encoder) -> np.ndarray | None:
     """Per-neuron validation correlation from the training record(s), mean over members."""
-    members = getattr(encoder, "members", [encoder])
-    values = [m.record.get("validation_correlation") for m in members if hasattr(m, "record")]
+    from napari_movierecon.encoders.ensemble import members_of  # torch: only with an encoder
+
+    values = [
+        m.record.get("validation_correlation") for m in members_of(encoder) if hasattr(m, "record")
+    ]
     if not values or any(v is None for v in values):
         return None
     return np.mean(np.asarray(values, dtype=np.float64), axis=0)

@@ -32,6 +32,7 @@ import torch
 from scipy.ndimage import gaussian_filter
 
 from napari_movierecon.encoders.base import Encoder
+from napari_movierecon.encoders.ensemble import members_of
 from napari_movierecon.errors import MovieReconError
 from napari_movierecon.reconstruct import metrics
 from napari_movierecon.reconstruct.config import ReconstructionConfig
@@ -140,7 +141,7 @@ def half_fall_scale(scales: Sequence[float], correlations: Sequence[float]) -> f
 def behavior_for(encoder: Encoder, n_frames: int) -> np.ndarray:
     """(4, T): the encoder's training-mean behaviour held constant, when it carries it
     (FastEncoder); otherwise a recording must give behaviour."""
-    member = getattr(encoder, "members", [encoder])[0]
+    member = members_of(encoder)[0]
     mean = getattr(member, "behavior_mean", None)
     if mean is None:
         raise MovieReconError(

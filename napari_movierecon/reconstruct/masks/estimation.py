@@ -73,7 +73,7 @@ def encoder_identity(encoder: Encoder) -> dict:
     member count and the SHA-256 of its neuron ids."""
     return {
         "source": str(getattr(encoder, "source", type(encoder).__name__)),
-        "members": len(encoder) if isinstance(encoder, Ensemble) else 1,
+        "members": len(members_of(encoder)),
         "n_neurons": encoder.n_neurons,
         "unit_ids_sha256": unit_ids_digest(encoder.unit_ids),
     }
