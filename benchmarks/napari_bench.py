@@ -40,6 +40,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from napari_movierecon._napari.headless import virtual_display  # noqa: E402
+from napari_movierecon.reconstruct.config import preset  # noqa: E402
 
 PROBE_MS = 10
 CYCLES = 20
@@ -193,13 +194,15 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--iterations", type=int, default=40, help="the fast preset's 40")
+    parser.add_argument("--iterations", type=int, default=None, help="default: the fast preset's")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cycles", type=int, default=CYCLES, help="Run / Remove cycles")
     parser.add_argument("--no-startup", action="store_true", help="skip the start-up timing")
     parser.add_argument("--startup-probe", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=Path("bench_out"))
     args = parser.parse_args()
+    if args.iterations is None:
+        args.iterations = preset("fast").iterations
     torch.set_num_threads(args.threads)
     if args.startup_probe:
         _startup_probe()

@@ -23,13 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.bauer2025_speed_bench import trial_run
 from benchmarks.run_log import RunLog, files_digest
-from napari_movierecon.encoders.base import behavior_input
 from napari_movierecon.insilico.figures import COVERAGE_MIN_FRACTION, coverage_map
 from napari_movierecon.insilico.mouse import plan_trials
 from napari_movierecon.insilico.simulate import SimulatedRecording
 from napari_movierecon.reconstruct.config import preset
-from napari_movierecon.reconstruct.engine import reconstruct
 from napari_movierecon.reconstruct.masks.file import cut_masks
 from napari_movierecon.sources import SAMPLE_ENCODER, open_encoder
 
@@ -47,16 +46,7 @@ def validation_clips(recording: SimulatedRecording, count: int) -> list[int]:
 def run_clip(encoder, trial, config, mask, update_mask) -> dict:
     """Correlation at every snapshot, the last snapshot's iteration and chosen iteration."""
     trajectory, last = [], None
-    for last in reconstruct(
-        encoder,
-        trial.responses,
-        np.arange(encoder.n_neurons),
-        behavior_input(trial),
-        config,
-        truth=trial.movie,
-        update_mask=update_mask,
-        eval_mask=mask,
-    ):
+    for last in trial_run(encoder, trial, config, update_mask, mask):
         trajectory.append([last.iteration, round(last.pixel_correlation, 4)])
     return {
         "trajectory": trajectory,

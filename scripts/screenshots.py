@@ -3,14 +3,16 @@
 Opens napari with the plugin and the in-silico sample in a window of ``--size``
 (1600x900 for the docs), runs the ``fast`` preset from all neurons, then from a
 region drawn on the cortical map (with ``--mask``: that mask file's update and
-evaluation masks), and saves the full window at each step to
-``--out``/napari_*.png; with ``--tabs`` also every dock tab of the plugin shown in
-turn (napari_tab_*.png), to look at each widget.
+evaluation masks), and saves the full window at each step to ``--out``/napari_*.png,
+last the neural activity view of the region's 3 most reliable neurons; with
+``--tabs`` also every dock tab of the plugin shown in turn (napari_tab_*.png), to
+look at each widget.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +49,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("docs/figures"))
     parser.add_argument("--size", default="1600x900", help="window size WxH")
-    parser.add_argument("--iterations", type=int, default=40)
+    parser.add_argument("--iterations", type=int, default=None, help="the fast preset's")
     parser.add_argument("--mask", type=Path, default=None, help="mask file (movierecon mask)")
     parser.add_argument("--tabs", action="store_true", help="also each dock tab in front")
     args = parser.parse_args()
@@ -66,7 +68,8 @@ def main() -> None:
         viewer.screenshot(args.out / "napari_ready.png", canvas_only=False, flash=False)
 
         run_widget, picker = widgets["Reconstruction"], widgets["Neuron population"]
-        run_widget.editor.editors["iterations"].setValue(args.iterations)
+        if args.iterations is not None:
+            run_widget.editor.editors["iterations"].setValue(args.iterations)
         if args.mask is not None:
             run_widget.mask_edit.setText(str(args.mask))
         _finish(run_widget.start_run())
@@ -78,6 +81,14 @@ def main() -> None:
         viewer.layers.selection.active = run_widget.runs[-1].movie_layer
         _settle()
         viewer.screenshot(args.out / "napari_two_runs.png", canvas_only=False, flash=False)
+        activity = widgets["Neural activity"]
+        _show_tab(activity)
+        activity.show_top_k()  # the population's 3 most reliable neurons, last run
+        deadline = time.monotonic() + 120
+        while activity.activity is None and time.monotonic() < deadline:
+            _settle(200)
+        _settle()
+        viewer.screenshot(args.out / "napari_activity.png", canvas_only=False, flash=False)
         tabs = ("Recording and trial", "Masks", "Export", "Neuron population", "Plots")
         for name in tabs if args.tabs else ():
             _show_tab(widgets[name])

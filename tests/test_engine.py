@@ -143,7 +143,8 @@ def test_window_batches_change_nothing_but_how_often_it_can_pause(monkeypatch):
 )
 def test_shared_frames_give_the_per_window_reconstruction(window_frames, stride, strategy):
     """Windows sharing frames (one pass over the clip) equal every window through the
-    encoder on its own: same movie, same losses, one clip of frames per member pass."""
+    encoder on its own: same movie, same losses (also the stopping rule's held-out
+    losses), one clip of frames per member pass."""
     members = small_ensemble()
     rng = np.random.default_rng(2)
     responses = rng.gamma(1.0, 1.0, (30, 40)).astype(np.float32)
@@ -155,6 +156,7 @@ def test_shared_frames_give_the_per_window_reconstruction(window_frames, stride,
         window_frames=window_frames,
         window_stride=stride,
         ensemble=strategy,
+        holdout_fraction=0.25,
     )
     neurons = np.arange(3, 25)
 
@@ -166,6 +168,8 @@ def test_shared_frames_give_the_per_window_reconstruction(window_frames, stride,
     for a, b in zip(shared, alone, strict=True):
         np.testing.assert_allclose(a.movie, b.movie, atol=1e-3)
         assert a.loss == pytest.approx(b.loss, rel=1e-5)
+        assert a.holdout_loss == pytest.approx(b.holdout_loss, rel=1e-5)
+    assert shared[-1].holdout_loss is not None
     assert shared[-1].encoder_frames == 6 * 2 * 40
     assert alone[-1].encoder_frames > shared[-1].encoder_frames
 

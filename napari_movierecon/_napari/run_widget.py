@@ -43,6 +43,7 @@ from napari_movierecon.reconstruct.masks.file import cut_masks
 SAVED_ROLES = {"reconstruction", "run_truth", "correlation_map", "mask"}
 # the run names on the canvas, at the top-left corner of their panels
 LABEL_TEXT = {"string": "{label}", "anchor": "upper_left", "color": "yellow", "size": 9}
+TRUTH_LABEL = "ground truth"
 
 
 def make_job(session_values: dict, config, mask_path: str) -> ReconstructionJob:
@@ -327,12 +328,17 @@ class RunWidget(QWidget):
         self.run_list.blockSignals(False)
 
     def _draw_labels(self, *_) -> None:
-        """Every shown run's name on the canvas, over its reconstruction and its map (one
-        points layer for all runs, kept when empty: adding a layer costs ~100 ms)."""
+        """ "ground truth" over the shown ground truth and every shown run's name over its
+        reconstruction and its map, once a run is shown (one points layer for all, kept
+        when empty: adding a layer costs ~100 ms)."""
         shown = [run for run in self.runs if run.shown and run.complete]
         positions = [label_positions(run.row, run.shape[-2:]) for run in shown]
-        data = np.concatenate(positions) if positions else np.empty((0, 2))
         names = [run.name for run in shown for _ in range(2)]
+        truth = find_layer(self.viewer, "truth")
+        if shown and truth is not None and truth.visible:
+            positions.append(np.asarray(truth.translate[-2:], float)[None] + 1.0)
+            names.append(TRUTH_LABEL)
+        data = np.concatenate(positions) if positions else np.empty((0, 2))
         layer = find_layer(self.viewer, "run_labels")
         if layer is None and not shown:
             return
@@ -342,12 +348,7 @@ class RunWidget(QWidget):
                     data,
                     name="run labels",
                     features={"label": names},
-                    text={
-                        "string": "{label}",
-                        "anchor": "upper_left",
-                        "color": "yellow",
-                        "size": 9,
-                    },
+                    text=LABEL_TEXT,
                     size=0.1,
                     face_color="transparent",
                     border_width=0,

@@ -23,16 +23,19 @@ from napari_movierecon.errors import MovieReconError
 
 RESOURCE = "run"
 
-# distributed starts worker processes with MALLOC_TRIM_THRESHOLD_=65536. Setting it turns
-# off glibc's adaptive mmap threshold: a plain encoder pass (forward+backward, 2 threads)
-# ran 1.5-2x slower with it. Reconstructions set glibc's allocator themselves
-# (reconstruct/allocator.py); everything else a worker does (loading, scoring) gains.
-WORKER_ENVIRON = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+# Environment of worker processes, set before they start (glibc reads it once):
+# - MALLOC_ARENA_MAX=1: runs execute in the worker's task threads, and glibc gives each
+#   new thread its own arena unless limited at start-up, which the reconstruction's
+#   allocator settings (reconstruct/allocator.py: mallopt once a run starts) can no
+#   longer change; in such an arena large blocks are mapped and unmapped again on every
+#   pass. With one arena the runs reuse one kept heap, as in a single-threaded process.
+# - no MALLOC_TRIM_THRESHOLD_ (distributed sets 65536): setting it turns off glibc's
+#   adaptive mmap threshold, and a plain encoder pass ran 1.5-2x slower with it.
+WORKER_ENV = {"MALLOC_ARENA_MAX": 1, "MALLOC_TRIM_THRESHOLD_": None}
+WORKER_ENVIRON = {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in WORKER_ENV.items()}
 # The same for workers that batch-system jobs start: they read their config from the
 # environment (a dict value is merged into distributed's defaults, keeping the others).
-JOB_ENVIRON = (
-    "export DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON=\"{'MALLOC_TRIM_THRESHOLD_': None}\""
-)
+JOB_ENVIRON = f'export DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON="{WORKER_ENV!r}"'
 
 # The line each batch system needs to give a job N GPUs (dask-jobqueue has no option
 # for it; it goes into the job script's header as an extra directive).

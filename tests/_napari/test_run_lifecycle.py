@@ -114,7 +114,7 @@ def test_runs_are_named_after_their_population_and_belong_to_their_trial(ready, 
         assert info["trial"] == ready.session.trial.index
     # the canvas label says which panel is which
     labels = find_layer(ready.viewer, "run_labels")
-    assert list(labels.features["label"]) == ["my neurons", "my neurons"]
+    assert list(labels.features["label"]) == ["my neurons", "my neurons", "ground truth"]
     # every correlation on screen says what it was computed over
     assert "full frame, first" in ready.run.status.text() and "frames skipped" in first.caption
     assert first.caption in ready.plots.corr_plot.getPlotItem().titleLabel.text
@@ -152,7 +152,7 @@ def test_runs_are_named_after_their_population_and_belong_to_their_trial(ready, 
     ready.run.run_list.item(0).setText("renamed again")  # as a double-click edit does
     assert first.movie_layer.name == "renamed again reconstruction"
     labels = find_layer(ready.viewer, "run_labels")  # shown runs only: the first
-    assert list(labels.features["label"]) == ["renamed again", "renamed again"]
+    assert list(labels.features["label"]) == ["renamed again", "renamed again", "ground truth"]
 
 
 def test_a_saved_run_reopens_beside_its_own_ground_truth_once(ready, qtbot, tmp_path):
