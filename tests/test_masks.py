@@ -196,6 +196,27 @@ def test_coverage_is_high_where_the_neurons_look(encoder, recording):
     assert mask.method == "coverage" and mask.record["timings"]["seconds"] < 10
 
 
+def test_coverage_reports_every_pass_and_stops_when_progress_raises(encoder, recording):
+    """A Stop (progress raising) ends the estimate after the current pass, not at its end."""
+    ensemble = Ensemble([encoder, LeftHalfEncoder(seed=0)])
+    steps = []
+    coverage_mask(ensemble, movies=3, progress=lambda done, total: steps.append((done, total)))
+    assert steps == [(k, 6) for k in range(1, 7)]  # 2 members x 3 movies
+
+    class Stopped(Exception):
+        pass
+
+    def stop_at_second(done, total):
+        steps.append(done)
+        if done == 2:
+            raise Stopped
+
+    steps.clear()
+    with pytest.raises(Stopped):
+        coverage_mask(ensemble, movies=3, progress=stop_at_second)
+    assert steps == [1, 2]
+
+
 def test_short_trials_are_skipped(encoder):
     rec = recording_for(encoder, ["train"] * 3, frames=30)
     mask = transparency_mask(encoder, rec, iterations=5, clip_frames=20)

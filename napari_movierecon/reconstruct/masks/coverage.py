@@ -59,22 +59,26 @@ def input_sensitivity(
     movies: np.ndarray,
     behavior: np.ndarray,
     device: str = "cpu",
+    progress: estimation.Progress | None = None,
 ) -> np.ndarray:
     """Mean over members, movies and frames of |d(sum of the ``neurons``' rates after
     the context frames) / d(pixel)|: (H, W) float32 >= 0, in rate units per gray
-    level. movies (B, T, H, W) 0..255; behavior (4,) held constant."""
+    level. movies (B, T, H, W) 0..255; behavior (4,) held constant. One pass per member
+    and movie, ``progress(done, members x movies)`` after each (it may raise to stop)."""
     torch_device = torch.device(device)
-    x = torch.from_numpy(movies).to(torch_device)
     beh = torch.from_numpy(behavior).to(torch_device)[None, :, None]
-    beh = beh.expand(x.shape[0], -1, x.shape[1])
+    beh = beh.expand(1, -1, movies.shape[1])
     selected = torch.from_numpy(neurons).to(torch_device)
-    total = torch.zeros(x.shape[2:], device=torch_device)
-    for member in members:
-        inputs = x.clone().requires_grad_(True)
-        rates = member(inputs, beh)[:, selected, member.context_frames :]
-        (grad,) = torch.autograd.grad(rates.sum(), inputs)
-        total += grad.abs().mean(dim=(0, 1))
-    return (total / len(members)).cpu().numpy().astype(np.float32)
+    total = torch.zeros(movies.shape[2:], device=torch_device)
+    steps = len(members) * len(movies)
+    for m, member in enumerate(members):
+        for k, movie in enumerate(movies):
+            inputs = torch.from_numpy(movie).to(torch_device)[None].requires_grad_(True)
+            rates = member(inputs, beh)[:, selected, member.context_frames :]
+            (grad,) = torch.autograd.grad(rates.sum(), inputs)
+            total += grad[0].abs().mean(dim=0)
+            estimation.report(progress, m * len(movies) + k + 1, steps)
+    return (total / steps).cpu().numpy().astype(np.float32)
 
 
 def coverage_to_alpha(
@@ -130,8 +134,7 @@ def coverage_mask(
     rng = np.random.default_rng(seed)
     clips = _noise_movies(movies, context + frames, tuple(identity.frame_shape), rng)
     typical = _typical_behavior(members, behavior)
-    sensitivity = input_sensitivity(members, neurons, clips, typical, device)
-    estimation.report(progress, 1, 1)
+    sensitivity = input_sensitivity(members, neurons, clips, typical, device, progress)
     name = recording.name if recording is not None else None
     record = {
         **estimation.estimate_record(
