@@ -303,16 +303,15 @@ def _training_reporter(member: int, members: int) -> Iterator[Callable]:
         yield report
 
 
-def run_train(args: argparse.Namespace) -> None:
+def train_members(args: argparse.Namespace, train_one: Callable, kind: str, versus: str = ""):
+    """Train ``args.members`` encoders (seed ``args.seed`` + k; ``--epochs``,
+    ``--max-train-trials``, ``--device``) with ``train_one(config, report) -> (encoder,
+    record)``, print each one's validation score (``kind`` k: best validation correlation
+    ``versus`` ...) and save them as an ensemble folder at ``args.out``. Returns (records,
+    the folder, its size in MB)."""
     from napari_movierecon.encoders.checkpoint import save_ensemble
-    from napari_movierecon.encoders.data import TrialCache
-    from napari_movierecon.encoders.train import TrainConfig, train_encoder
-    from napari_movierecon.sources import open_recording
+    from napari_movierecon.encoders.train import TrainConfig
 
-    _use_threads(args)
-    check_target(args.out, args.overwrite, folder=True)
-    recording = open_recording(args.recording)
-    cache = TrialCache(recording)
     members, records = [], []
     for k in range(args.members):
         chosen = {} if args.epochs is None else {"epochs": args.epochs}
@@ -323,9 +322,9 @@ def run_train(args: argparse.Namespace) -> None:
             **chosen,
         )
         with _training_reporter(k, args.members) as report:
-            encoder, record = train_encoder(recording, config=config, callback=report, cache=cache)
+            encoder, record = train_one(config, report)
         print(
-            f"member {k + 1}: best validation correlation "
+            f"{kind} {k + 1}: best validation correlation{versus} "
             f"{record['validation_correlation_mean']:.4f} (epoch {record['best_epoch'] + 1}), "
             f"{record['seconds']:.0f} s",
             file=sys.stderr,
@@ -333,8 +332,24 @@ def run_train(args: argparse.Namespace) -> None:
         members.append(encoder.cpu())
         records.append(record)
     out = save_ensemble(members, records, args.out, overwrite=args.overwrite)
-    size = sum(p.stat().st_size for p in out.iterdir())
-    print(f"wrote {out} ({len(members)} members, {size / 1e6:.1f} MB)")
+    return records, out, sum(p.stat().st_size for p in out.iterdir()) / 1e6
+
+
+def run_train(args: argparse.Namespace) -> None:
+    from napari_movierecon.encoders.data import TrialCache
+    from napari_movierecon.encoders.train import train_encoder
+    from napari_movierecon.sources import open_recording
+
+    _use_threads(args)
+    check_target(args.out, args.overwrite, folder=True)
+    recording = open_recording(args.recording)
+    cache = TrialCache(recording)
+
+    def train_one(config, report):
+        return train_encoder(recording, config=config, callback=report, cache=cache)
+
+    records, out, megabytes = train_members(args, train_one, "member")
+    print(f"wrote {out} ({len(records)} members, {megabytes:.1f} MB)")
 
 
 def run_evaluate(args: argparse.Namespace) -> None:

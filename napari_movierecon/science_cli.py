@@ -21,48 +21,33 @@ from napari_movierecon.cli import (
     _add_recording_option,
     _add_training_options,
     _progress,
-    _training_reporter,
     _use_threads,
     path_arg,
     positive_int,
     seed_int,
+    train_members,
 )
 from napari_movierecon.errors import MovieReconError
 from napari_movierecon.io.atomic import check_target
 
 
 def run_distill(args: argparse.Namespace) -> None:
-    from napari_movierecon.encoders.checkpoint import save_ensemble
     from napari_movierecon.encoders.distill import distill_encoder
-    from napari_movierecon.encoders.train import TrainConfig
     from napari_movierecon.sources import open_encoder, open_recording
 
     _use_threads(args)
     check_target(args.out, args.overwrite, folder=True)
     recording = open_recording(args.recording)
     teacher = open_encoder(args.teacher, mouse=args.mouse, recording=recording)
-    students, records = [], []
-    for k in range(args.members):
-        chosen = {"epochs": args.epochs} if args.epochs else {}
-        config = TrainConfig(
-            seed=args.seed + k, max_train_trials=args.max_train_trials, device=args.device, **chosen
+
+    def train_one(config, report):
+        return distill_encoder(
+            teacher, recording, args.extra_movies, config=config, callback=report
         )
-        with _training_reporter(k, args.members) as report:
-            student, record = distill_encoder(
-                teacher, recording, args.extra_movies, config=config, callback=report
-            )
-        print(
-            f"student {k + 1}: best validation correlation with the teacher "
-            f"{record['validation_correlation_mean']:.4f} (epoch {record['best_epoch'] + 1}), "
-            f"{record['seconds']:.0f} s",
-            file=sys.stderr,
-        )
-        students.append(student.cpu())
-        records.append(record)
-    out = save_ensemble(students, records, args.out, overwrite=args.overwrite)
-    size = sum(p.stat().st_size for p in out.iterdir())
+
+    records, out, megabytes = train_members(args, train_one, "student", " with the teacher")
     teacher_id = records[0]["distilled_from"]["weights_sha256"][:12]
-    print(f"wrote {out} ({len(students)} students of teacher {teacher_id}, {size / 1e6:.1f} MB)")
+    print(f"wrote {out} ({len(records)} students of teacher {teacher_id}, {megabytes:.1f} MB)")
 
 
 def add_distill_parser(commands) -> None:
