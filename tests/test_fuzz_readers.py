@@ -186,3 +186,45 @@ def test_recording_folder_reader(tmp_path_factory, mouse_files):
             pass
 
     check()
+
+
+def _slots(value) -> list[tuple]:
+    """(container, key) of every value nested in ``value``."""
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    slots = []
+    for key, child in items:
+        slots.append((value, key))
+        if isinstance(child, dict | list):
+            slots += _slots(child)
+    return slots
+
+
+def test_probe_result_reader(tmp_path_factory, tiny_probe):
+    from napari_movierecon.reconstruct.probe_result import AXES, load_probe_result
+
+    original = (tiny_probe / "probe.json").read_bytes()
+
+    @given(
+        content=st.one_of(mutated(original), json_values.map(lambda v: json.dumps(v).encode())),
+        data=st.data(),
+    )
+    def check(content, data):
+        folder = tmp_path_factory.mktemp("probe")
+        if data.draw(st.booleans()):  # one field of a valid record replaced
+            record = json.loads(original)
+            container, key = data.draw(st.sampled_from(_slots(record)))
+            container[key] = data.draw(json_values)
+            content = json.dumps(record).encode()
+        (folder / "probe.json").write_bytes(content)
+        try:
+            result = load_probe_result(folder)
+        except MovieReconError:
+            return
+        # whatever a valid record holds, everything a viewer asks for works
+        result.summary(), result.half_fall_text()
+        for column in result.columns():
+            result.header(column)
+        for axis in AXES:
+            assert result.curves(axis)
+
+    check()
