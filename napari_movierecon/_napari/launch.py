@@ -17,7 +17,7 @@ DOCK_MIN_HEIGHT = 120
 BOTTOM_DOCK_HEIGHT = 220
 
 
-def _scrollable(widget):
+def scrollable(widget):
     """``widget`` in a scroll area that may shrink to DOCK_MIN_HEIGHT (never narrower
     than the widget as first laid out)."""
     from qtpy.QtCore import Qt
@@ -60,7 +60,7 @@ def dock_all(viewer) -> dict:
     widgets, areas, docks = {}, {}, {}
     for name, cls, area, tabify in docked:
         widgets[name] = cls(viewer)
-        areas[name] = _scrollable(widgets[name])
+        areas[name] = scrollable(widgets[name])
         docks[name] = viewer.window.add_dock_widget(
             areas[name], name=name, area=area, tabify=tabify
         )

@@ -1,11 +1,14 @@
-"""npe2 reader: Sensorium mouse folders, saved reconstruction files and batch folders.
+"""npe2 reader: Sensorium mouse folders, saved reconstruction files, batch folders and
+probe results.
 
 A folder opens as its first held-out trial's ground truth and the neuron map (the
 recording widget adopts them); a reconstruction file (``movierecon reconstruct
 --out``, or Save run in the Reconstruction dock) opens as its movie, ground truth,
 correlation map and mask, which the run widget lays out as one row beside the
 others (opening the same file again adds nothing); a batch folder
-(``movierecon batch --out``) docks its table (``batch_table``).
+(``movierecon batch --out``) docks its table (``batch_table``); a probe folder
+(``movierecon probe --out``) or its probe.json docks its table and curves
+(``probe_widget``).
 """
 
 from __future__ import annotations
@@ -14,17 +17,20 @@ from pathlib import Path
 
 from napari_movierecon._napari.batch_table import read_batch
 from napari_movierecon._napari.layers import map_scale_layer, neuron_map_layer, truth_layer
+from napari_movierecon._napari.probe_widget import read_probe
 from napari_movierecon._napari.session import TAG
 from napari_movierecon.batch.report import is_batch_folder
 from napari_movierecon.errors import MovieReconError
 from napari_movierecon.io.sensorium import SensoriumRecording
+from napari_movierecon.reconstruct.probe_result import is_probe_location
 from napari_movierecon.reconstruct.results import load_reconstruction
 
 TIER_PREFERENCE = ("final_test_main", "live_test_main", "oracle", "train")
 
 
 def get_reader(path):
-    """A reader for ``path`` if it is a Sensorium folder or a .safetensors file."""
+    """A reader for ``path`` if it is a Sensorium folder, a batch folder, a probe folder
+    or probe.json, or a .safetensors file."""
     if isinstance(path, list):
         return None
     path = Path(path)
@@ -32,6 +38,8 @@ def get_reader(path):
         return read_recording
     if path.is_dir() and is_batch_folder(path):
         return read_batch
+    if is_probe_location(path):
+        return read_probe
     if path.suffix == ".safetensors" and path.is_file():
         return read_reconstruction
     return None
