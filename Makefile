@@ -20,7 +20,8 @@ screenshots: setup
 	mkdir -p bench_out
 	test -f bench_out/coverage_mask.safetensors || .venv/bin/movierecon mask --recording sample \
 		--encoder sample --method coverage --out bench_out/coverage_mask.safetensors
-	.venv/bin/python scripts/screenshots.py --out docs/figures --mask bench_out/coverage_mask.safetensors
+	.venv/bin/python scripts/screenshots.py --out docs/figures --mask bench_out/coverage_mask.safetensors \
+		$(if $(wildcard bench_out/probe_noise/probe.json),--probe bench_out/probe_noise)
 
 # The reference's masks, estimated on training trials only (~1 min).
 bench_out/mask.safetensors:

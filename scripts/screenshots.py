@@ -6,7 +6,8 @@ region drawn on the cortical map (with ``--mask``: that mask file's update and
 evaluation masks), and saves the full window at each step to ``--out``/napari_*.png,
 last the neural activity view of the region's 3 most reliable neurons; with
 ``--tabs`` also every dock tab of the plugin shown in turn (napari_tab_*.png), to
-look at each widget.
+look at each widget; with ``--probe DIR`` last that probe result (``movierecon
+probe --out``) opened (napari_probe.png).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=None, help="the fast preset's")
     parser.add_argument("--mask", type=Path, default=None, help="mask file (movierecon mask)")
     parser.add_argument("--tabs", action="store_true", help="also each dock tab in front")
+    parser.add_argument("--probe", type=Path, default=None, help="a probe result folder")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     args.out.mkdir(parents=True, exist_ok=True)
@@ -95,6 +97,11 @@ def main() -> None:
             _settle(300)
             slug = name.split()[0].lower()
             viewer.screenshot(args.out / f"napari_tab_{slug}.png", canvas_only=False, flash=False)
+        if args.probe is not None:  # last: its dock takes height from the others
+            _show_tab(widgets["Plots"])
+            viewer.open(str(args.probe), plugin="napari-movierecon")
+            _settle()
+            viewer.screenshot(args.out / "napari_probe.png", canvas_only=False, flash=False)
         viewer.close()
 
 

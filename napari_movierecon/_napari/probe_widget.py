@@ -2,12 +2,13 @@
 the run measured (encoder, population, preset), its table (one row per probe movie)
 and pyqtgraph curves of correlation against spatial and temporal scale (log axes),
 with the half-fall scales marked. Opening a probe folder or its probe.json (File >
-Open, drag and drop) docks it (``read_probe``); Plugins > Movie reconstruction >
-Probe result docks an empty one with a file chooser.
+Open, drag and drop) docks it at the bottom, full width (``read_probe``); its "…"
+button opens another result in the same dock.
 """
 
 from __future__ import annotations
 
+import html
 import math
 from pathlib import Path
 
@@ -18,7 +19,6 @@ from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QBoxLayout,
-    QDockWidget,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
@@ -51,7 +51,7 @@ DOCK_SHARE = 0.45  # of the window's height, for a newly docked result (bottom)
 
 
 def _text(value) -> str:
-    """A table cell's text: numbers to 3 significant decimals, lists joined."""
+    """A table cell's text: floats to 3 decimals (trailing zeros dropped), lists joined."""
     if isinstance(value, list):
         return ", ".join(_text(v) for v in value)
     if isinstance(value, float):
@@ -60,12 +60,14 @@ def _text(value) -> str:
 
 
 class ProbeWidget(QWidget):
-    """``result``: the ProbeResult shown, None until one opened."""
+    """``result``: the ProbeResult shown, None until one opened; ``dock``: the dock
+    holding it (set by ``dock_probe_result``)."""
 
     def __init__(self, napari_viewer, path: str | Path | None = None) -> None:
         super().__init__()
         self.viewer = napari_viewer
         self.result: ProbeResult | None = None
+        self.dock = None
         self.path_edit = QLineEdit()
         self.path_edit.setPlaceholderText("probe folder or probe.json (movierecon probe --out)")
         self.path_edit.returnPressed.connect(self._load_typed)
@@ -138,7 +140,9 @@ class ProbeWidget(QWidget):
             result = load_probe_result(path)
         except MovieReconError as err:
             self._show(None)
-            self.summary.setText(f"<font color='#e05050'>{err}</font>")
+            self.summary.setText(
+                f"<font color='#e05050'>{html.escape(str(err), quote=False)}</font>"
+            )
             show_error(f"movierecon: {err}")
             return
         self._show(result)
@@ -229,7 +233,8 @@ def dock_probe_result(viewer, path: str | Path) -> ProbeWidget:
         shown = widget.result
         if shown is not None and shown.path == record_path(path).resolve():
             widget.load(path)
-            _dock_of(widget).raise_()
+            widget.dock.show()  # it may have been hidden
+            widget.dock.raise_()
             return widget
     widget = ProbeWidget(viewer, path)
     file = record_path(path).resolve()
@@ -238,20 +243,13 @@ def dock_probe_result(viewer, path: str | Path) -> ProbeWidget:
         scrollable(widget), name=f"Probe {name}", area="bottom", tabify=True
     )
     dock.raise_()
+    widget.dock = dock
     # the full width and more height than the run plots: the result is what the user opened
     window = viewer.window._qt_window
     height = int(DOCK_SHARE * window.height())
     # once the new dock is laid out (resizing it before has no effect)
     QTimer.singleShot(0, lambda: window.resizeDocks([dock], [height], Qt.Orientation.Vertical))
     return widget
-
-
-def _dock_of(widget: QWidget) -> QWidget:
-    """The QDockWidget holding ``widget`` (``widget`` itself when it is not docked)."""
-    parent = widget
-    while parent is not None and not isinstance(parent, QDockWidget):
-        parent = parent.parentWidget()
-    return widget if parent is None else parent
 
 
 def read_probe(path) -> list[tuple]:
