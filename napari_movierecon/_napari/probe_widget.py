@@ -79,6 +79,7 @@ class ProbeWidget(QWidget):
         reload_button.clicked.connect(self._load_typed)
         self.summary = QLabel("open a probe result")
         self.summary.setWordWrap(True)
+        self.summary.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.half_fall = QLabel()
         self.half_fall.setWordWrap(True)
         self.key = QLabel()  # the curves' colours, when there are several
@@ -112,7 +113,7 @@ class ProbeWidget(QWidget):
         info_layout.addLayout(top)
         info_layout.addWidget(self.summary)
         info_layout.addWidget(self.table, stretch=1)
-        curves = QWidget()
+        self.curves = curves = QWidget()
         curves_layout = QVBoxLayout(curves)
         curves_layout.setContentsMargins(0, 0, 0, 0)
         curves_layout.addWidget(self.half_fall)
@@ -122,6 +123,7 @@ class ProbeWidget(QWidget):
         self.box = QBoxLayout(QBoxLayout.Direction.TopToBottom, self)
         self.box.addWidget(info, stretch=1)
         self.box.addWidget(curves, stretch=1)
+        self._show(None)
         if path is not None:
             self.load(path)
 
@@ -153,6 +155,9 @@ class ProbeWidget(QWidget):
         for axis, plot in self.plots.items():
             plot.clear()
             plot.setTitle(f"{axis} sweep", size="9pt")
+        # nothing but the message (or the prompt) until a result is open
+        self.table.setVisible(result is not None)
+        self.curves.setVisible(result is not None)
         if result is None:
             self.table.setColumnCount(0)
             self.half_fall.setText("")

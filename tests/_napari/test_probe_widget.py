@@ -103,6 +103,7 @@ def test_corrupt_and_foreign_files_give_a_clear_message(
     assert reader is not None and reader(str(corrupt)) == [(None,)]
     (widget,) = _docked(viewer)
     assert widget.result is None and widget.table.rowCount() == 0
+    assert widget.table.isHidden() and widget.curves.isHidden()  # only the message
     assert "probe.json is not valid JSON" in widget.summary.text()
     assert len(shown) == 1 and str(corrupt / "probe.json") in shown[0]
 
@@ -114,6 +115,7 @@ def test_corrupt_and_foreign_files_give_a_clear_message(
     assert str(foreign) in shown[-1]
     widget.load(tiny_probe)
     assert widget.table.rowCount() == 4 and "noise probes" in widget.summary.text()
+    assert not widget.table.isHidden() and not widget.curves.isHidden()
     widget.load(tmp_path / "missing")
     assert widget.table.rowCount() == 0 and "no such probe record" in widget.summary.text()
     assert not any(
