@@ -42,9 +42,11 @@ bench: setup bench_out/mask.safetensors
 	.venv/bin/python -m benchmarks.batch_bench --runs 8 --layouts 1x2,2x1
 	.venv/bin/python -m benchmarks.stopping_bench --presets fast --clips 2 --patience 10 \
 		--out bench_out/stopping_fast --resume
-	.venv/bin/movierecon probe --encoder sample --recording sample --kind noise \
-		--out bench_out/probe_noise --overwrite --threads 2
-	.venv/bin/movierecon probe --encoder sample --recording sample --kind gratings \
+	.venv/bin/python -m benchmarks.stopping_bench --presets fast --tier final_test_main --clips 5 \
+		--fraction 0.1 --patience 10 --out bench_out/stopping_fast --resume
+	.venv/bin/movierecon probe --encoder sample --recording sample --kind noise --oracle \
+		--seeds 3 --out bench_out/probe_noise --overwrite --threads 2
+	.venv/bin/movierecon probe --encoder sample --recording sample --kind gratings --oracle \
 		--out bench_out/probe_gratings --overwrite --threads 2
 	.venv/bin/python -m benchmarks.distill_bench --extra-movies 200 --clips 5 \
 		--mask bench_out/mask.safetensors
@@ -56,3 +58,6 @@ bench-bauer2025: setup bench_out/mask.safetensors
 		--clips 5 --mask bench_out/mask.safetensors --out bench_out/bauer2025 --resume
 	.venv/bin/python -m benchmarks.stopping_bench --presets bauer2025 --iterations 200 \
 		--members 1 --clips 1 --patience 30 --out bench_out/stopping_bauer --resume
+	.venv/bin/python -m benchmarks.stopping_bench --presets bauer2025 --iterations 200 \
+		--members 1 --tier final_test_main --clips 5 --fraction 0.1 --patience 30 \
+		--out bench_out/stopping_bauer --resume
