@@ -143,7 +143,7 @@ def _probe_oracle(args: argparse.Namespace, encoder, recording):
                 "(give --recording sample or a folder written by 'movierecon simulate')"
             )
         return OracleEncoder(mouse.model)
-    trained_on = getattr(members_of(encoder)[0], "record", {}).get("recording")
+    trained_on = (getattr(members_of(encoder)[0], "record", None) or {}).get("recording")
     sample = None if trained_on is None else open_recording(SAMPLE)
     if (
         sample is None
@@ -271,8 +271,8 @@ def add_probe_parser(commands) -> None:
         action="store_true",
         help="also reconstruct every probe with the in-silico mouse's ground truth as "
         "response generator and encoder, the upper bound (needs the in-silico mouse: "
-        "--recording sample or an encoder trained on it; ~4x the cost of a 'fast' run "
-        "with the sample ensemble)",
+        "--recording sample or an encoder trained on it; an oracle run costs ~3-4x a "
+        "'fast' run of the sample ensemble)",
     )
     _add_preset_options(probe)
     _add_neurons_option(probe)
