@@ -125,6 +125,14 @@ def test_seeds_give_a_spread_and_repeat_exactly():
     assert "+-" in table and "over 2 seeds" in table and "oracle" not in table
 
 
+def test_an_oracle_of_other_neurons_is_refused():
+    spec = ProbeSpec.for_kind("noise", spatial=(4.0,), temporal=(2.0,), n_frames=40)
+    encoder, other = tiny_encoder(np.arange(30)), tiny_encoder(np.arange(1, 31))
+    with pytest.raises(MovieReconError, match="oracle's neurons"):
+        run_probes(encoder, spec, preset("fast", iterations=3), np.arange(30),
+                   np.zeros((4, 40), np.float32), oracle=other)  # fmt: skip
+
+
 def test_table_reads_records_without_seeds_or_oracle():
     row = {"axis": "spatial", "spatial": 1.0, "temporal": 2.0, "correlation": 0.5,
            "full_frame_correlation": 0.4, "iterations": 3, "seconds": 1.0}  # fmt: skip
