@@ -29,9 +29,10 @@ bench_out/mask.safetensors:
 	mkdir -p bench_out
 	.venv/bin/movierecon mask --recording sample --encoder sample --out $@
 
-# ~60 min on 2 cores (DwiseNeuro's cost ~3-5 min, the batch benchmark ~10 min, bauer2025's
-# speed-up ~5 min, the probes ~5-10 min; distilling one student takes about as long as
-# training one sample member, then 10 `fast` runs).
+# ~70 min on 2 cores (DwiseNeuro's cost ~3-5 min, the batch benchmark ~10 min, bauer2025's
+# speed-up ~5 min, the probes with the oracle ~15 min (noise, 3 seeds: ~10 min; gratings
+# ~3-4 min), the stopping rule on validation and test clips ~3 min; distilling one student
+# takes about as long as training one sample member, then 10 `fast` runs).
 bench: setup bench_out/mask.safetensors
 	.venv/bin/python -m benchmarks.insilico_bench
 	.venv/bin/python -m benchmarks.encoder_bench --encoder napari_movierecon/sample_data/encoder/member_0.safetensors
@@ -43,17 +44,24 @@ bench: setup bench_out/mask.safetensors
 	.venv/bin/python -m benchmarks.batch_bench --runs 8 --layouts 1x2,2x1
 	.venv/bin/python -m benchmarks.stopping_bench --presets fast --clips 2 --patience 10 \
 		--out bench_out/stopping_fast --resume
-	.venv/bin/movierecon probe --encoder sample --recording sample --kind noise \
-		--out bench_out/probe_noise --overwrite --threads 2
-	.venv/bin/movierecon probe --encoder sample --recording sample --kind gratings \
+	.venv/bin/python -m benchmarks.stopping_bench --presets fast --tier final_test_main --clips 5 \
+		--fraction 0.1 --patience 10 --out bench_out/stopping_fast --resume
+	.venv/bin/movierecon probe --encoder sample --recording sample --kind noise --oracle \
+		--seeds 3 --out bench_out/probe_noise --overwrite --threads 2
+	.venv/bin/movierecon probe --encoder sample --recording sample --kind gratings --oracle \
 		--out bench_out/probe_gratings --overwrite --threads 2
 	.venv/bin/python -m benchmarks.distill_bench --extra-movies 200 --clips 5 \
 		--mask bench_out/mask.safetensors
 
 # bauer2025 next to fast on the same 5 clips: ~52-60 min per bauer2025 clip on 2 cores.
-# Finished runs are kept in bench_out/bauer2025/runs.jsonl; re-running resumes.
+# The stopping rule with bauer2025 shortened to member 1 and 200 iterations (~1 min a run):
+# 2 runs on a validation clip, then its settings on the 5 test clips (10 runs, ~10 min).
+# Finished runs are kept in bench_out/*/runs.jsonl; re-running resumes.
 bench-bauer2025: setup bench_out/mask.safetensors
 	.venv/bin/python -m benchmarks.reconstruct_bench --presets fast,bauer2025 --encoders ensemble \
 		--clips 5 --mask bench_out/mask.safetensors --out bench_out/bauer2025 --resume
 	.venv/bin/python -m benchmarks.stopping_bench --presets bauer2025 --iterations 200 \
 		--members 1 --clips 1 --patience 30 --out bench_out/stopping_bauer --resume
+	.venv/bin/python -m benchmarks.stopping_bench --presets bauer2025 --iterations 200 \
+		--members 1 --tier final_test_main --clips 5 --fraction 0.1 --patience 30 \
+		--out bench_out/stopping_bauer --resume

@@ -49,6 +49,11 @@ from napari_movierecon.sources import SAMPLE_ENCODER, open_encoder
 FIRST_PICTURE_CORRELATION = 0.5
 
 
+def scored_clips(recording, count: int) -> np.ndarray:
+    """The clips the benchmarks score: the first ``count`` final_test_main trials."""
+    return recording.trials_in("final_test_main")[:count]
+
+
 def run_one(encoder, trial, config, mask, neurons=None, update_mask=None) -> dict:
     started = time.perf_counter()
     run = reconstruct(
@@ -172,7 +177,7 @@ def main() -> None:
             raise SystemExit(f"--trials must be final_test_main trials: {clips.tolist()}")
         clips = wanted
     else:
-        clips = clips[: args.clips]
+        clips = scored_clips(recording, args.clips)
     rows = []
     for preset_name in args.presets.split(","):
         for encoder_name in [name for name in args.encoders.split(",") if name]:

@@ -3,6 +3,7 @@ printing only; the work is in ``encoders.distill`` and ``reconstruct.probes``.
 
     movierecon distill --teacher ENCODER --recording R --out DIR [--members K]
     movierecon probe --encoder E [--recording R] --kind noise|gratings --out DIR
+        [--seeds K] [--oracle]
 """
 
 from __future__ import annotations
@@ -118,6 +119,44 @@ def _probe_population(args: argparse.Namespace, encoder, recording):
     return chosen.indices, population.to_dict(), behavior_input(trial)
 
 
+def _probe_oracle(args: argparse.Namespace, encoder, recording):
+    """The in-silico ground truth for ``probe --oracle``: the mouse of an in-silico
+    recording ('sample', or a folder written by ``movierecon simulate``), or without a
+    recording the sample mouse when the encoder was trained on it; otherwise
+    MovieReconError."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from napari_movierecon.encoders.ensemble import members_of
+    from napari_movierecon.encoders.oracle import OracleEncoder
+    from napari_movierecon.insilico.ground_truth import GROUND_TRUTH_DIR, load_ground_truth
+    from napari_movierecon.sources import SAMPLE, open_recording
+
+    if recording is not None:
+        mouse = getattr(recording, "mouse", None)
+        if mouse is None and (Path(args.recording) / GROUND_TRUTH_DIR).is_dir():
+            mouse, _ = load_ground_truth(args.recording)
+        if mouse is None:
+            raise MovieReconError(
+                f"--oracle needs the in-silico mouse: {recording.name} has no ground truth "
+                "(give --recording sample or a folder written by 'movierecon simulate')"
+            )
+        return OracleEncoder(mouse.model)
+    trained_on = (getattr(members_of(encoder)[0], "record", None) or {}).get("recording")
+    sample = None if trained_on is None else open_recording(SAMPLE)
+    if (
+        sample is None
+        or trained_on != sample.name
+        or not np.array_equal(encoder.unit_ids, sample.neurons.ids)
+    ):
+        raise MovieReconError(
+            "--oracle needs the in-silico mouse: without --recording the encoder must be one "
+            "trained on the sample mouse; give the in-silico --recording"
+        )
+    return OracleEncoder(sample.mouse.model)
+
+
 def run_probe(args: argparse.Namespace) -> None:
     import json
 
@@ -141,11 +180,17 @@ def run_probe(args: argparse.Namespace) -> None:
         if v is not None
     }
     spec = ProbeSpec.for_kind(
-        args.kind, n_frames=args.frames, poisson=args.poisson, seed=args.seed, **changes
+        args.kind,
+        n_frames=args.frames,
+        poisson=args.poisson,
+        seed=args.seed,
+        n_seeds=args.seeds,
+        **changes,
     )
     recording = None if args.recording is None else open_recording(args.recording)
     encoder = open_encoder(args.encoder, mouse=args.mouse, recording=recording)
     neurons, population, behavior = _probe_population(args, encoder, recording)
+    oracle = _probe_oracle(args, encoder, recording) if args.oracle else None
     if behavior is None:
         behavior = behavior_for(encoder, args.frames)
     overrides = {"device": args.device}
@@ -156,13 +201,14 @@ def run_probe(args: argparse.Namespace) -> None:
     if args.mask is not None:
         update_mask, eval_mask, _ = cut_masks(args.mask, config, encoder.frame_shape)
     print(
-        f"{len(spec.probes())} {args.kind} probes of {args.frames} frames, {len(neurons)} "
-        f"neurons, preset {config.preset}",
+        f"{len(spec.probes())} {args.kind} probes of {args.frames} frames x {spec.n_seeds} "
+        f"seed(s), {len(neurons)} neurons, preset {config.preset}"
+        + (", and the in-silico oracle" if oracle is not None else ""),
         file=sys.stderr,
     )
-    with _progress("probes") as progress:
+    with _progress("probe runs") as progress:
         record = run_probes(
-            encoder, spec, config, neurons, behavior, eval_mask, update_mask, progress
+            encoder, spec, config, neurons, behavior, eval_mask, update_mask, progress, oracle
         )
     record |= {
         "encoder": str(args.encoder),
@@ -210,7 +256,24 @@ def add_probe_parser(commands) -> None:
     probe.add_argument(
         "--poisson", action="store_true", help="Poisson-sample the responses (seeded)"
     )
-    probe.add_argument("--seed", type=seed_int, default=0, help="noise movies and Poisson samples")
+    probe.add_argument(
+        "--seed", type=seed_int, default=0, help="first seed: noise movies and Poisson samples"
+    )
+    probe.add_argument(
+        "--seeds",
+        type=positive_int,
+        default=1,
+        help="seeds per probe (--seed, --seed+1, ...): mean +- sd per probe, the half-fall "
+        "scale from the mean (default 1; gratings need --poisson for more)",
+    )
+    probe.add_argument(
+        "--oracle",
+        action="store_true",
+        help="also reconstruct every probe with the in-silico mouse's ground truth as "
+        "response generator and encoder, the upper bound (needs the in-silico mouse: "
+        "--recording sample or an encoder trained on it; an oracle run costs ~3-4x a "
+        "'fast' run of the sample ensemble)",
+    )
     _add_preset_options(probe)
     _add_neurons_option(probe)
     _add_mask_options(probe, npy_masks=False)

@@ -30,8 +30,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 @pytest.fixture(scope="session")
 def tiny_probe(tmp_path_factory):
     """A real probe result folder (``movierecon probe --out``): an untrained 40-neuron
-    FastEncoder, noise probes of 40 frames at 2 spatial and 2 temporal scales, 3
-    iterations each."""
+    FastEncoder, noise probes of 40 frames at 2 spatial and 2 temporal scales, Poisson
+    responses, 2 seeds, 3 iterations each."""
     import numpy as np
     import torch
 
@@ -49,6 +49,6 @@ def tiny_probe(tmp_path_factory):
     out = folder / "probe"
     args = ["probe", "--encoder", str(folder / "tiny.safetensors"), "--kind", "noise",
             "--out", str(out), "--frames", "40", "--spatial", "1,4", "--temporal", "1,4",
-            "--iterations", "3", "--threads", "2"]  # fmt: skip
+            "--iterations", "3", "--poisson", "--seeds", "2", "--threads", "2"]  # fmt: skip
     assert main(args) == 0
     return out

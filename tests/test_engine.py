@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from napari_movierecon.encoders.base import behavior_input
-from napari_movierecon.encoders.fast import FastEncoder, FastEncoderConfig
+from napari_movierecon.encoders.fast import FastEncoder, FastEncoderConfig, FrozenFastEncoder
 from napari_movierecon.encoders.oracle import OracleEncoder
 from napari_movierecon.errors import MovieReconError
 from napari_movierecon.insilico.figures import coverage_map
@@ -16,7 +16,7 @@ from napari_movierecon.insilico.population import PopulationSpec
 from napari_movierecon.insilico.stimuli import drifting_grating
 from napari_movierecon.reconstruct.config import preset
 from napari_movierecon.reconstruct.cost import estimate_reconstruction_cost
-from napari_movierecon.reconstruct.engine import reconstruct
+from napari_movierecon.reconstruct.engine import prepare_encoder, reconstruct
 
 SPEC = MouseSpec(
     seed=5,
@@ -91,6 +91,28 @@ def small_ensemble(n: int = 30) -> list[FastEncoder]:
             FastEncoder(config, np.arange(n), positions=positions).eval().requires_grad_(False)
         )
     return members
+
+
+def test_a_prepared_encoder_starts_runs_without_building_its_frozen_form(monkeypatch):
+    """What the napari Recording dock does on opening an encoder: every run after it
+    (the first included) reuses the frozen members, and gives the same movie."""
+    members = small_ensemble()
+    responses = np.random.default_rng(0).gamma(1.0, 1.0, (30, 40)).astype(np.float32)
+    config = preset("fast", iterations=4)
+    prepare_encoder(members)
+    built = []
+    original = FrozenFastEncoder.__init__
+    monkeypatch.setattr(
+        FrozenFastEncoder,
+        "__init__",
+        lambda self, encoder: (built.append(encoder), original(self, encoder))[1],
+    )
+    runs = [
+        list(reconstruct(members, responses, np.arange(30), np.zeros((4, 40)), config))[-1]
+        for _ in range(2)
+    ]
+    assert built == []
+    np.testing.assert_array_equal(runs[0].movie, runs[1].movie)
 
 
 @pytest.mark.parametrize("strategy", ["separate", "gradient"])

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from napari_movierecon.encoders.fast import FastEncoder, FastEncoderConfig, FrozenFastEncoder
+from napari_movierecon.encoders.fast import (
+    FastEncoder,
+    FastEncoderConfig,
+    FrozenFastEncoder,
+    frozen_fast_encoder,
+)
 from napari_movierecon.encoders.train import poisson_loss
 
 
@@ -72,3 +77,23 @@ def test_temporal_adjoint_is_the_temporal_filters_gradient():
     grad = torch.randn(filtered.shape, generator=rng)
     (expected,) = torch.autograd.grad((filtered * grad).sum(), movie)
     assert relative_error(frozen.temporal_adjoint(grad), expected) < 1e-5
+
+
+def test_frozen_form_is_kept_between_runs_and_follows_changed_weights():
+    """Runs of one encoder share its frozen form (no set-up again), but a run after the
+    weights changed (in place or replaced) uses the new weights, never the kept ones."""
+    encoder = random_encoder(FastEncoderConfig(), n=12)
+    rng = torch.Generator().manual_seed(2)
+    movie = torch.rand(1, 30, 36, 64, generator=rng) * 255
+    behavior = torch.randn(1, 4, 30, generator=rng)
+    first = frozen_fast_encoder(encoder)
+    assert frozen_fast_encoder(encoder) is first
+    with torch.no_grad():
+        encoder.bias.add_(1.0)  # in place
+    changed = frozen_fast_encoder(encoder)
+    assert changed is not first
+    assert relative_error(changed(movie, behavior), encoder(movie, behavior)) < 1e-4
+    encoder.feature_weights = torch.nn.Parameter(encoder.feature_weights * 0.5)  # replaced
+    replaced = frozen_fast_encoder(encoder)
+    assert replaced is not changed
+    assert relative_error(replaced(movie, behavior), encoder(movie, behavior)) < 1e-4

@@ -1,5 +1,6 @@
 """Reading a saved probe result (``movierecon probe --out``): the record comes back as
-written, with its curves, table columns and summary; a missing, corrupt or foreign file
+written, with its table (mean ± sd over seeds), curves (the oracle's too) and summary;
+records from before seeds and the oracle read too; a missing, corrupt or foreign file
 is one MovieReconError naming it; fields of newer records are kept and shown."""
 
 from __future__ import annotations
@@ -24,45 +25,86 @@ def test_reads_what_movierecon_probe_wrote(tiny_probe):
     assert load_probe_result(tiny_probe / "probe.json").record == record
     assert is_probe_location(tiny_probe) and is_probe_location(tiny_probe / "probe.json")
     assert not is_probe_location(tiny_probe.parent)
+    assert result.n_seeds == 2 and list(result.sweeps) == ["encoder"]
 
-    spatial = {r["spatial"]: r["correlation"] for r in record["rows"] if r["axis"] == "spatial"}
-    scales, values = result.curves("spatial")["correlation (full frame)"]
-    np.testing.assert_array_equal(scales, [1.0, 4.0])
-    np.testing.assert_array_equal(values, [spatial[1.0], spatial[4.0]])
-    assert list(result.curves("temporal")) == ["correlation (full frame)"]
-    # no mask: the full-frame column would repeat the correlation
-    assert result.columns() == ["axis", "spatial", "temporal", "correlation", "iterations",
-                                "seconds"]  # fmt: skip
-    assert result.header("spatial") == ("spatial", "Gaussian sigma (px)")
+    (curve,) = result.curves("spatial")  # no mask: full frame only; no oracle
+    spatial = sorted(
+        (r for r in record["rows"] if r["axis"] == "spatial"), key=lambda r: r["spatial"]
+    )
+    assert curve.title == "encoder (full frame)" and not curve.oracle
+    np.testing.assert_array_equal(curve.scales, [1.0, 4.0])
+    np.testing.assert_array_equal(curve.values, [r["correlation"] for r in spatial])
+    np.testing.assert_array_equal(curve.sd, [r["correlation_sd"] for r in spatial])
+    assert any(r["correlation_sd"] > 0 for r in record["rows"])  # Poisson samples differ
+
+    headers, cells = result.table()
+    assert headers == [("axis swept", ""), ("spatial", "Gaussian sigma (px)"),
+                       ("temporal", "Gaussian sigma (frames)"), ("encoder", "full frame"),
+                       ("iterations", ""), ("seconds", "per run")]  # fmt: skip
+    first = record["rows"][0]
+    assert cells[0][:5] == ["spatial", "1", "2",
+                            f"{first['correlation']:.3f} ± {first['correlation_sd']:.3f}",
+                            "3"]  # fmt: skip
+    assert len(cells) == 4
     summary = result.summary()
     assert "noise probes" in summary and "(40 neurons)" in summary
     assert "preset fast (3 iterations)" in summary and "tiny.safetensors" in summary
+    assert "Poisson-sampled" in summary and "mean ± sd over 2 seeds" in summary
     half = record["half_fall_scale"]
     for axis in ("spatial", "temporal"):
         expected = "not reached in 1-4" if half[axis] is None else f"{half[axis]:.2f}"
         assert f"{axis} {expected}" in result.half_fall_text()
 
 
-def test_newer_records_with_extra_fields_open(tiny_probe, tmp_path):
-    record = json.loads((tiny_probe / "probe.json").read_text())
+def with_oracle(record: dict, correlation: float = 0.8) -> dict:
+    """``record`` with an oracle sweep whose correlations are all ``correlation``."""
+    rows = [dict(row, correlation=correlation, correlation_sd=0.01) for row in record["rows"]]
+    half = {"spatial": 2.0, "temporal": None}
+    return record | {"oracle": {"encoder": "InSilicoOracle", "rows": rows, "half_fall_scale": half}}
+
+
+def test_oracle_mask_and_fields_of_newer_records(tiny_probe, tmp_path):
+    record = with_oracle(json.loads((tiny_probe / "probe.json").read_text()))
     record["mask"] = "mask.safetensors"
-    record["half_fall_scale"]["spatial"] = 2.5
-    record["oracle"] = {"note": "an upper bound"}
-    for k, row in enumerate(record["rows"]):
-        row["oracle_correlation"] = 0.9 - 0.1 * k
-        row["seed_correlations"] = [0.1, 0.2]
-        row["per_seed"] = [{"seed": 0}]  # not a scalar: not a column
+    record["future"] = {"note": "kept"}
+    for row in record["rows"]:
+        row["note"] = "x"
+        row["per_seed_detail"] = [{"seed": 0}]  # not a scalar: not a column
     (tmp_path / "probe.json").write_text(json.dumps(record))
     result = load_probe_result(tmp_path)
-    assert result.columns() == ["axis", "spatial", "temporal", "correlation",
-                                "full_frame_correlation", "iterations", "seconds",
-                                "oracle_correlation", "seed_correlations"]  # fmt: skip
-    curves = result.curves("spatial")
-    assert list(curves) == ["correlation (mask)", "correlation (full frame)",
-                            "oracle correlation"]  # fmt: skip
-    np.testing.assert_allclose(curves["oracle correlation"][1], [0.9, 0.8])
-    assert "spatial 2.50" in result.half_fall_text()
+    assert result.record["future"] == {"note": "kept"}
+    headers, cells = result.table()
+    assert headers[3:] == [("encoder", "mask"), ("encoder", "full frame"),
+                           ("in-silico oracle", "mask"), ("in-silico oracle", "full frame"),
+                           ("iterations", ""), ("seconds", "per run"), ("note", "")]  # fmt: skip
+    assert cells[0][5].startswith("0.800 ± 0.010") and cells[0][-1] == "x"
+    curves = result.curves("temporal")
+    assert [(c.title, c.oracle) for c in curves] == [
+        ("encoder (mask)", False),
+        ("encoder (full frame)", False),
+        ("in-silico oracle (mask)", True),
+        ("in-silico oracle (full frame)", True),
+    ]
+    np.testing.assert_allclose(curves[2].values, [0.8, 0.8])
+    assert "in-silico oracle: spatial 2.00; temporal not reached in 1-4" in result.half_fall_text()
     assert "mask mask.safetensors" in result.summary()
+    assert "with the in-silico oracle" in result.summary()
+
+
+def test_records_from_before_seeds_and_the_oracle(tiny_probe, tmp_path):
+    record = json.loads((tiny_probe / "probe.json").read_text())
+    for row in record["rows"]:
+        for key in ("seeds", "correlation_sd", "full_frame_correlation_sd", "correlations",
+                    "full_frame_correlations"):  # fmt: skip
+            del row[key]
+    del record["oracle"]
+    record["spec"].pop("n_seeds")
+    (tmp_path / "probe.json").write_text(json.dumps(record))
+    result = load_probe_result(tmp_path)
+    assert result.n_seeds == 1 and list(result.sweeps) == ["encoder"]
+    _, cells = result.table()
+    assert cells[0][3] == f"{record['rows'][0]['correlation']:.3f}"  # no sd
+    assert "seed 0" in result.summary()
 
 
 def _write(folder, text):
@@ -97,6 +139,16 @@ def test_corrupt_or_foreign_files_are_refused_by_name(tmp_path, content, message
         (lambda r: r.update(rows=[x for x in r["rows"] if x["axis"] == "spatial"]), "temporal"),
         (lambda r: r["half_fall_scale"].update(spatial="far"), "half_fall_scale.spatial"),
         (lambda r: r.update(n_neurons=True), "n_neurons"),
+        (lambda r: r["rows"][0].update(correlation_sd=-0.1), "row 0: correlation_sd"),
+        (lambda r: r.update(oracle=[]), "oracle must be null or an object"),
+        (
+            lambda r: r.update(with_oracle(r)) or r["oracle"]["rows"][1].update(axis="x"),
+            "oracle row 1: axis",
+        ),
+        (
+            lambda r: r.update(with_oracle(r)) or r["oracle"]["rows"].reverse(),
+            "the oracle's rows are not the encoder's probes",
+        ),
     ],
 )
 def test_records_with_wrong_fields_are_refused(tiny_probe, tmp_path, change, message):

@@ -25,6 +25,7 @@ from qtpy.QtWidgets import QLabel, QSpinBox
 from napari_movierecon.encoders.checkpoint import check_neurons
 from napari_movierecon.encoders.ensemble import members_of
 from napari_movierecon.reconstruct.cost import CONFIRM_ABOVE_S, estimate_cost, format_duration
+from napari_movierecon.reconstruct.engine import prepare_encoder
 from napari_movierecon.sources import open_encoder_steps, open_recording
 
 # Encoders with fewer parameters are measured in the GUI thread (one pass < 0.5 s).
@@ -139,4 +140,6 @@ def open_both(
     recording = open_recording(recording_source)
     encoder = yield from open_encoder_steps(encoder_source, mouse, recording)
     check_neurons(encoder, recording.neurons.ids, recording.name)
+    yield "preparing the encoder for reconstruction …"
+    prepare_encoder(encoder)
     return recording, encoder

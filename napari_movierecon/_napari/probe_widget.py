@@ -50,15 +50,6 @@ WIDE_PX = 900  # wider than this: table and curves side by side
 DOCK_SHARE = 0.45  # of the window's height, for a newly docked result (bottom)
 
 
-def _text(value) -> str:
-    """A table cell's text: floats to 3 decimals (trailing zeros dropped), lists joined."""
-    if isinstance(value, list):
-        return ", ".join(_text(v) for v in value)
-    if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.3f}".rstrip("0").rstrip(".")
-    return "" if value is None else str(value)
-
-
 class ProbeWidget(QWidget):
     """``result``: the ProbeResult shown, None until one opened; ``dock``: the dock
     holding it (set by ``dock_probe_result``)."""
@@ -165,55 +156,66 @@ class ProbeWidget(QWidget):
             return
         self.summary.setText(result.summary())
         self.half_fall.setText(result.half_fall_text())
-        columns = result.columns()
-        self.table.setColumnCount(len(columns))
-        headers = ("\n".join(filter(None, result.header(c))) for c in columns)
-        self.table.setHorizontalHeaderLabels(list(headers))
-        rows = result.record["rows"]
-        self.table.setRowCount(len(rows))
-        for r, row in enumerate(rows):
-            for c, column in enumerate(columns):
-                item = QTableWidgetItem(_text(row.get(column)))
+        headers, cells = result.table()
+        self.table.setColumnCount(len(headers))
+        self.table.setHorizontalHeaderLabels(["\n".join(filter(None, h)) for h in headers])
+        self.table.setRowCount(len(cells))
+        for r, line in enumerate(cells):
+            for c, text in enumerate(line):
+                item = QTableWidgetItem(text)
                 side = Qt.AlignmentFlag.AlignLeft if c == 0 else Qt.AlignmentFlag.AlignRight
                 item.setTextAlignment(side | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(r, c, item)
         for axis, plot in self.plots.items():
             self._plot(result, axis, plot)
         # a key above both plots (a legend would cover a short plot's curves)
-        titles = list(result.curves(AXES[0]))
+        curves = result.curves(AXES[0])
         self.key.setText(
             " &nbsp; ".join(
-                f"<font color='{PENS[k % len(PENS)]}'>━━ {title}</font>"
-                for k, title in enumerate(titles)
+                f"<font color='{PENS[k % len(PENS)]}'>{'╍╍' if c.oracle else '━━'} {c.title}</font>"
+                for k, c in enumerate(curves)
             )
         )
-        self.key.setVisible(len(titles) > 1)
+        self.key.setVisible(len(curves) > 1)
 
     def _plot(self, result: ProbeResult, axis: str, plot: pg.PlotWidget) -> None:
-        """The sweep's curves against log scale; the half-fall scale as a dashed line."""
+        """The sweep's curves against log scale (the oracle's dashed), ± sd over seeds as
+        error bars; the half-fall scales as vertical lines."""
         plot.setLabel("bottom", result.unit(axis))
         curves = result.curves(axis)
         lowest = 0.0
-        for k, (title, (scales, values)) in enumerate(curves.items()):
-            pen = pg.mkPen(PENS[k % len(PENS)], width=2)
+        for k, curve in enumerate(curves):
+            style = Qt.PenStyle.DashLine if curve.oracle else Qt.PenStyle.SolidLine
+            pen = pg.mkPen(PENS[k % len(PENS)], width=2, style=style)
             plot.plot(
-                scales, values, pen=pen, symbol="o", symbolSize=6, symbolBrush=pen.color(),
-                name=title, connect="finite",
+                curve.scales, curve.values, pen=pen, symbol="s" if curve.oracle else "o",
+                symbolSize=6, symbolBrush=pen.color(), name=curve.title, connect="finite",
             )  # fmt: skip
-            if np.isfinite(values).any():
-                lowest = min(lowest, float(np.nanmin(values)))
+            if np.nan_to_num(curve.sd).any():
+                # an item of its own: the plot's log x mode does not reach it
+                bars = pg.ErrorBarItem(
+                    x=np.log10(curve.scales), y=curve.values, height=2 * curve.sd,
+                    beam=0.03, pen=pg.mkPen(PENS[k % len(PENS)], width=1),
+                )  # fmt: skip
+                plot.addItem(bars)
+            if np.isfinite(curve.values).any():
+                lowest = min(lowest, float(np.nanmin(curve.values - curve.sd)))
         # ticks at the swept scales (pyqtgraph's log ticks crowd a narrow plot)
-        ticks = [(math.log10(s), f"{s:g}") for s in next(iter(curves.values()))[0]]
+        ticks = [(math.log10(s), f"{s:g}") for s in curves[0].scales]
         plot.getAxis("bottom").setTicks([ticks, []])
         plot.setLabel("left", "correlation")
         if len(curves) == 1:
-            plot.setTitle(f"{axis} sweep: {next(iter(curves))}", size="9pt")  # else: the key
-        half = result.half_fall_scale(axis)
-        if half is not None:
-            dashed = pg.mkPen("#aaa", width=1, style=Qt.PenStyle.DashLine)
+            plot.setTitle(f"{axis} sweep: {curves[0].title}", size="9pt")  # else: the key
+        for sweep in result.sweeps:
+            half = result.half_fall_scale(axis, sweep)
+            if half is None:
+                continue
+            oracle = sweep == "oracle"
+            style = Qt.PenStyle.DotLine if oracle else Qt.PenStyle.DashLine
+            label = f"{'oracle ' if oracle else ''}half-fall {half:.2f}"
             line = pg.InfiniteLine(
-                math.log10(half), angle=90, pen=dashed, label=f"half-fall {half:.2f}",
-                labelOpts={"position": 0.1, "color": "#ccc"},
+                math.log10(half), angle=90, pen=pg.mkPen("#aaa", width=1, style=style),
+                label=label, labelOpts={"position": 0.2 if oracle else 0.1, "color": "#ccc"},
             )  # fmt: skip
             plot.addItem(line)
         plot.setYRange(lowest - 0.05 if lowest < 0 else 0.0, 1.0)

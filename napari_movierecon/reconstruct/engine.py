@@ -39,7 +39,7 @@ from napari_movierecon.encoders.dwiseneuro import (
     DwiseNeuroEncoder,
 )
 from napari_movierecon.encoders.ensemble import members_of
-from napari_movierecon.encoders.fast import FastEncoder, FrozenFastEncoder
+from napari_movierecon.encoders.fast import FastEncoder, frozen_fast_encoder
 from napari_movierecon.encoders.train import poisson_loss, poisson_terms
 from napari_movierecon.errors import MovieReconError
 from napari_movierecon.reconstruct import metrics
@@ -323,15 +323,23 @@ class _SharedFramesObjective:
         return int(self.target.shape[1])
 
 
+def prepare_encoder(encoder: Encoder) -> None:
+    """Build now what a reconstruction with ``encoder`` would build at its start (the frozen
+    form of its FastEncoder members, kept while they live), so its first run starts at once."""
+    for member in members_of(encoder):
+        if isinstance(member, FastEncoder):
+            frozen_fast_encoder(member)
+
+
 def build_objectives(
     members, responses, neurons, behavior, config, device, holdout=None, share_frames=True
 ) -> list:
     """One window objective per member (moved to ``device``), the kind its encoder needs;
     ``holdout``: neurons outside the loss whose losses are reported (none by default).
-    FastEncoder members run frozen (``FrozenFastEncoder``) with their windows sharing
-    frames; with ``share_frames`` False they run as plain modules, every window through
-    the encoder on its own (the path of encoders that cannot share frames, e.g. the
-    oracle, and of FastEncoders before frame sharing; kept to check it against)."""
+    FastEncoder members run frozen (``FrozenFastEncoder``, kept between runs) with their
+    windows sharing frames; with ``share_frames`` False they run as plain modules, every
+    window through the encoder on its own (the path of encoders that cannot share frames,
+    e.g. the oracle, and of FastEncoders before frame sharing; kept to check it against)."""
     holdout = neurons[:0] if holdout is None else holdout
     objectives = []
     for member in members:
@@ -339,7 +347,7 @@ def build_objectives(
         if isinstance(member, DwiseNeuroEncoder):
             kind = _PlaneWindowObjective
         elif isinstance(member, FastEncoder) and share_frames:
-            member, kind = FrozenFastEncoder(member), _SharedFramesObjective
+            member, kind = frozen_fast_encoder(member), _SharedFramesObjective
         else:
             kind = _WindowObjective
         objectives.append(kind(member, responses, neurons, holdout, behavior, config, device))

@@ -1,10 +1,14 @@
 """A saved resolution-probe result (``movierecon probe --out DIR``): read and check
-``DIR/probe.json`` and give what a viewer shows, its table columns, curves and summary.
+``DIR/probe.json`` and give what a viewer shows: its table, curves and summary.
 
-The reader is tolerant of what it does not know: extra fields in the record or its rows
-(from newer versions) are kept, and extra scalar row fields become table columns and
-extra ``*correlation`` row fields become curves. What it needs is checked; a file that is
-missing, unreadable, not JSON or not a probe record raises MovieReconError naming it.
+The record's sweeps are the encoder's (``rows``, ``half_fall_scale``) and, when the
+probes ran with ``--oracle``, the in-silico oracle's (``oracle``: the same fields).
+With several seeds a row holds the mean correlation and its sd over the seeds. Records
+written before seeds and the oracle existed read as one seed and no oracle.
+
+The reader is tolerant of what it does not know: fields of newer versions are kept, and
+other scalar row fields become extra table columns. What it needs is checked; a file that
+is missing, unreadable, not JSON or not a probe record raises MovieReconError naming it.
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ from napari_movierecon.reconstruct.probes import KINDS
 
 RECORD_NAME = "probe.json"
 AXES = ("spatial", "temporal")
-# row fields shown first, in this order; other scalar row fields follow in file order
-FIRST_COLUMNS = (
+# row fields the table shows in its own columns (or folds into them: sd, per seed)
+KNOWN_FIELDS = {
     "axis",
     "spatial",
     "temporal",
@@ -32,7 +36,13 @@ FIRST_COLUMNS = (
     "full_frame_correlation",
     "iterations",
     "seconds",
-)
+    "seeds",
+    "correlation_sd",
+    "full_frame_correlation_sd",
+    "correlations",
+    "full_frame_correlations",
+}
+SWEEPS = {"encoder": "encoder", "oracle": "in-silico oracle"}  # sweep -> who, in titles
 NEEDED = ("spec", "units", "config", "n_neurons", "rows", "half_fall_scale")
 
 
@@ -66,6 +76,32 @@ def _row_problem(index: int, row) -> str | None:
             continue
         if not (_number(value) and (math.isnan(value) or -1 <= value <= 1)):
             return f"row {index}: {key} must be a number in -1..1, got {value!r}"
+    for key in ("correlation_sd", "full_frame_correlation_sd"):
+        value = row.get(key, 0.0)
+        if not (_number(value) and (math.isnan(value) or value >= 0)):
+            return f"row {index}: {key} must be a non-negative number, got {value!r}"
+    if not isinstance(row.get("seeds", []), list):
+        return f"row {index}: seeds must be a list"
+    return None
+
+
+def _sweep_problem(rows, half, where: str = "") -> str | None:
+    """What makes ``rows`` and ``half`` (half-fall scales) not a sweep, or None."""
+    if not isinstance(rows, list):
+        return f"{where}rows is not a list"
+    for index, row in enumerate(rows):
+        problem = _row_problem(index, row)
+        if problem:
+            return where + problem
+    for axis in AXES:
+        if not any(row["axis"] == axis for row in rows):
+            return f"{where}no row of the {axis} sweep"
+    if not isinstance(half, dict):
+        return f"{where}half_fall_scale is not an object"
+    for axis in AXES:
+        value = half.get(axis)
+        if value is not None and not (_number(value) and math.isfinite(value) and value > 0):
+            return f"{where}half_fall_scale.{axis} must be null or a positive number, got {value!r}"
     return None
 
 
@@ -76,7 +112,7 @@ def _problem(record) -> str | None:
     missing = [key for key in NEEDED if key not in record]
     if missing:
         return "no " + ", ".join(repr(key) for key in missing)
-    spec, units, half = record["spec"], record["units"], record["half_fall_scale"]
+    spec, units = record["spec"], record["units"]
     if not isinstance(spec, dict) or spec.get("kind") not in KINDS:
         return f"spec.kind must be one of {KINDS}"
     if not isinstance(record["config"], dict):
@@ -86,23 +122,43 @@ def _problem(record) -> str | None:
     n = record["n_neurons"]
     if not (isinstance(n, int) and not isinstance(n, bool) and n >= 0):
         return f"n_neurons must be a count, got {n!r}"
-    rows = record["rows"]
-    if not isinstance(rows, list):
-        return "rows is not a list"
-    for index, row in enumerate(rows):
-        problem = _row_problem(index, row)
-        if problem:
-            return problem
-    for axis in AXES:
-        if not any(row["axis"] == axis for row in rows):
-            return f"no row of the {axis} sweep"
-    if not isinstance(half, dict):
-        return "half_fall_scale is not an object"
-    for axis in AXES:
-        value = half.get(axis)
-        if value is not None and not (_number(value) and math.isfinite(value) and value > 0):
-            return f"half_fall_scale.{axis} must be null or a positive number, got {value!r}"
+    problem = _sweep_problem(record["rows"], record["half_fall_scale"])
+    if problem:
+        return problem
+    oracle = record.get("oracle")
+    if oracle is None:
+        return None
+    if not isinstance(oracle, dict):
+        return "oracle must be null or an object"
+    problem = _sweep_problem(oracle.get("rows"), oracle.get("half_fall_scale"), "oracle ")
+    if problem:
+        return problem
+    probes = [[r["axis"], r["spatial"], r["temporal"]] for r in record["rows"]]
+    if [[r["axis"], r["spatial"], r["temporal"]] for r in oracle["rows"]] != probes:
+        return "the oracle's rows are not the encoder's probes"
     return None
+
+
+def _number_text(value, sd=None) -> str:
+    """A float to 3 decimals, `` ± sd`` when given; other values as they are."""
+    if isinstance(value, list):
+        return ", ".join(_number_text(v) for v in value)
+    if not _number(value) or isinstance(value, int):
+        return "" if value is None else str(value)
+    text = "nan" if math.isnan(value) else f"{value:.3f}"
+    return text if sd is None else f"{text} ± {sd:.3f}"
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One curve of a sweep: correlation ``values`` (and their ``sd`` over seeds, zeros
+    for one seed) against ``scales``, sorted by scale; ``oracle``: the upper bound's."""
+
+    title: str
+    scales: np.ndarray
+    values: np.ndarray
+    sd: np.ndarray
+    oracle: bool
 
 
 @dataclass(frozen=True)
@@ -125,57 +181,79 @@ class ProbeResult:
         """What the ``axis`` scale measures, e.g. "Gaussian sigma (px)"."""
         return self.record["units"][axis]
 
-    def half_fall_scale(self, axis: str) -> float | None:
-        return self.record["half_fall_scale"].get(axis)
+    @property
+    def sweeps(self) -> dict[str, dict]:
+        """{"encoder": the record, "oracle": its oracle entry (when it ran)}: each holds
+        ``rows`` and ``half_fall_scale``."""
+        oracle = self.record.get("oracle")
+        return {"encoder": self.record} | ({} if oracle is None else {"oracle": oracle})
 
-    def columns(self) -> list[str]:
-        """Row fields shown as table columns: FIRST_COLUMNS present, then any other field
-        whose values are scalars or lists of scalars (a newer record's extras);
-        ``full_frame_correlation`` only when it differs from ``correlation`` (a mask)."""
+    @property
+    def n_seeds(self) -> int:
+        """Seeds per probe (1 for records written before seeds were kept)."""
+        return max(len(row.get("seeds", [0])) for row in self.record["rows"])
+
+    def half_fall_scale(self, axis: str, sweep: str = "encoder") -> float | None:
+        return self.sweeps[sweep]["half_fall_scale"].get(axis)
+
+    def _measures(self) -> list[tuple[str, str]]:
+        """(row field, what it covers) of the correlations shown: the evaluation mask's
+        (or the full frame's) and, when a mask was used, the full frame's as well."""
+        if self.masked:
+            return [("correlation", "mask"), ("full_frame_correlation", "full frame")]
+        return [("correlation", "full frame")]
+
+    def _extra_columns(self) -> list[str]:
+        """Row fields of newer records, not known here, whose values are all scalars."""
         rows = self.record["rows"]
-        keys = list(dict.fromkeys(k for row in rows for k in row))
-        extra = [k for k in keys if k not in FIRST_COLUMNS and self._shown(k)]
-        first = [k for k in FIRST_COLUMNS if k in keys]
-        if not self.masked:
-            first = [k for k in first if k != "full_frame_correlation"]
-        return first + extra
+        keys = dict.fromkeys(k for row in rows for k in row if k not in KNOWN_FIELDS)
+        return [k for k in keys if all(_scalar(row.get(k)) for row in rows)]
 
-    def _shown(self, key: str) -> bool:
-        values = [row.get(key) for row in self.record["rows"]]
-        return all(
-            _scalar(v) or (isinstance(v, list) and all(_scalar(x) for x in v)) for v in values
-        )
+    def table(self) -> tuple[list[tuple[str, str]], list[list[str]]]:
+        """(column headers as (title, detail), one row of cell texts per probe): the
+        swept axis, both scales, the correlations (mean ± sd over seeds when several
+        ran) of the encoder and the oracle, iterations, seconds, then extra fields."""
+        sweeps = self.sweeps
+        measures = self._measures()
+        headers = [("axis swept", ""), ("spatial", self.unit("spatial"))]
+        headers.append(("temporal", self.unit("temporal")))
+        headers += [(SWEEPS[sweep], what) for sweep in sweeps for _, what in measures]
+        headers += [("iterations", ""), ("seconds", "per run")]
+        extra = self._extra_columns()
+        headers += [(key.replace("_", " "), "") for key in extra]
+        several = self.n_seeds > 1
+        cells = []
+        for index, row in enumerate(self.record["rows"]):
+            line = [row["axis"], f"{row['spatial']:g}", f"{row['temporal']:g}"]
+            for sweep in sweeps.values():
+                r = sweep["rows"][index]
+                for field, _ in measures:
+                    sd = r.get(f"{field}_sd", 0.0) if several else None
+                    line.append(_number_text(r.get(field), sd))
+            seconds = row.get("seconds")
+            line += [_number_text(row.get("iterations"))]
+            line += [f"{seconds:.2f}" if _number(seconds) else _number_text(seconds)]
+            line += [_number_text(row.get(key)) for key in extra]
+            cells.append(line)
+        return headers, cells
 
-    def header(self, column: str) -> tuple[str, str]:
-        """A column's (title, detail): the scale's unit, what a correlation covers."""
-        if column in AXES:
-            return column, self.unit(column)
-        if column == "correlation":
-            return "correlation", "mask" if self.masked else "full frame"
-        if column == "full_frame_correlation":
-            return "correlation", "full frame"
-        if column == "axis":
-            return "axis swept", ""
-        return column.replace("_", " "), ""
-
-    def curves(self, axis: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """{title: (scales, values)} of the ``axis`` sweep, sorted by scale: the
-        correlation and every other numeric row field named ``*correlation`` (the full
-        frame one only when a mask was used). Missing values are NaN."""
-        rows = sorted((r for r in self.record["rows"] if r["axis"] == axis), key=lambda r: r[axis])
-        scales = np.array([r[axis] for r in rows], float)
-        names = [c for c in self.columns() if c.endswith("correlation")]
-        curves = {}
-        for name in names:
-            values = [r.get(name) for r in rows]
-            if all(v is None or _number(v) for v in values):
-                numbers = np.array([np.nan if v is None else v for v in values], float)
-                title, detail = self.header(name)
-                curves[f"{title} ({detail})" if detail else title] = (scales, numbers)
+    def curves(self, axis: str) -> list[Curve]:
+        """The ``axis`` sweep's curves: each shown correlation of the encoder, then of the
+        oracle when it ran."""
+        curves = []
+        for sweep, data in self.sweeps.items():
+            rows = sorted((r for r in data["rows"] if r["axis"] == axis), key=lambda r: r[axis])
+            scales = np.array([r[axis] for r in rows], float)
+            for field, what in self._measures():
+                values = np.array([r.get(field, np.nan) for r in rows], float)
+                sd = np.array([r.get(f"{field}_sd", 0.0) for r in rows], float)
+                title = f"{SWEEPS[sweep]} ({what})"
+                curves.append(Curve(title, scales, values, sd, sweep == "oracle"))
         return curves
 
     def summary(self) -> str:
-        """One line: kind, encoder, recording, population and size, preset, probe movies."""
+        """One line: kind, encoder, recording, population and size, preset, probe movies,
+        seeds, mask, oracle."""
         record, spec, config = self.record, self.record["spec"], self.record["config"]
         population = record.get("population")
         name = population.get("name") if isinstance(population, dict) else population
@@ -190,23 +268,31 @@ class ProbeResult:
         if spec.get("n_frames") is not None:
             parts.append(f"{spec['n_frames']}-frame movies")
         parts.append("Poisson-sampled responses" if spec.get("poisson") else "noise-free responses")
-        if spec.get("seed") is not None:
+        if self.n_seeds > 1:
+            parts.append(f"mean ± sd over {self.n_seeds} seeds")
+        elif spec.get("seed") is not None:
             parts.append(f"seed {spec['seed']}")
         parts.append(f"mask {record['mask']}" if self.masked else "no mask")
+        if "oracle" in self.sweeps:
+            parts.append("with the in-silico oracle (upper bound)")
         return ", ".join(parts)
 
     def half_fall_text(self) -> str:
         """The half-fall scales of both sweeps (or the swept range when not reached), in
-        the sweeps' units."""
-        parts = []
-        for axis in AXES:
-            value = self.half_fall_scale(axis)
-            if value is None:
-                scales = [r[axis] for r in self.record["rows"] if r["axis"] == axis]
-                parts.append(f"{axis} not reached in {min(scales):g}-{max(scales):g}")
-            else:
-                parts.append(f"{axis} {value:.2f}")
-        return "half-fall scale (units as swept): " + "; ".join(parts)
+        the sweeps' units; the oracle's too when it ran."""
+        texts = []
+        for sweep in self.sweeps:
+            parts = []
+            for axis in AXES:
+                value = self.half_fall_scale(axis, sweep)
+                if value is None:
+                    scales = [r[axis] for r in self.record["rows"] if r["axis"] == axis]
+                    parts.append(f"{axis} not reached in {min(scales):g}-{max(scales):g}")
+                else:
+                    parts.append(f"{axis} {value:.2f}")
+            who = "" if sweep == "encoder" else f"{SWEEPS[sweep]}: "
+            texts.append(who + "; ".join(parts))
+        return "half-fall scale (units as swept): " + " | ".join(texts)
 
 
 def record_path(path: str | os.PathLike) -> Path:

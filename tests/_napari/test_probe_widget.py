@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pyqtgraph as pg
+from qtpy.QtCore import Qt
 
 from napari_movierecon._napari.probe_widget import ProbeWidget
 from napari_movierecon._napari.reader import get_reader
@@ -32,28 +33,30 @@ def test_opening_a_probe_result_shows_its_rows_and_curves(make_napari_viewer, ti
     assert len(viewer.layers) == 0  # a result is a table and curves, not layers
     (widget,) = _docked(viewer)
 
-    headers = [widget.table.horizontalHeaderItem(c).text() for c in range(6)]
-    assert headers[:4] == ["axis swept", "spatial\nGaussian sigma (px)",
-                           "temporal\nGaussian sigma (frames)",
-                           "correlation\nfull frame"]  # fmt: skip
-    expected = [
-        [r["axis"], f"{r['spatial']:g}", f"{r['temporal']:g}", f"{r['correlation']:.3f}"]
-        for r in record["rows"]
-    ]
+    headers = [widget.table.horizontalHeaderItem(c).text() for c in range(4)]
+    assert headers == ["axis swept", "spatial\nGaussian sigma (px)",
+                       "temporal\nGaussian sigma (frames)", "encoder\nfull frame"]  # fmt: skip
     assert [row[:4] for row in _cells(widget)] == [
-        [axis, s, t, f"{float(c):.3f}"] for axis, s, t, c in expected
-    ]
+        [r["axis"], f"{r['spatial']:g}", f"{r['temporal']:g}",
+         f"{r['correlation']:.3f} ± {r['correlation_sd']:.3f}"]
+        for r in record["rows"]
+    ]  # fmt: skip
     assert "(40 neurons)" in widget.summary.text() and "preset fast" in widget.summary.text()
+    assert "mean ± sd over 2 seeds" in widget.summary.text()
     half = record["half_fall_scale"]
     for axis in ("spatial", "temporal"):
         text = "not reached in 1-4" if half[axis] is None else f"{half[axis]:.2f}"
         assert f"{axis} {text}" in widget.half_fall.text()
+        items = widget.plots[axis].getPlotItem().items
         (curve,) = widget.plots[axis].getPlotItem().listDataItems()
         x, y = curve.getOriginalDataset()
-        rows = sorted((r for r in record["rows"] if r["axis"] == axis), key=lambda r: r[axis])
+        rows = [r for r in record["rows"] if r["axis"] == axis]
         np.testing.assert_allclose(x, [r[axis] for r in rows])
         np.testing.assert_allclose(y, [r["correlation"] for r in rows])
-
+        (bars,) = [item for item in items if isinstance(item, pg.ErrorBarItem)]
+        np.testing.assert_allclose(bars.opts["height"], [2 * r["correlation_sd"] for r in rows])
+        lines = [item.value() for item in items if isinstance(item, pg.InfiniteLine)]
+        assert lines == ([] if half[axis] is None else [np.log10(half[axis])])  # log x axis
     assert widget.key.isHidden()  # one curve: named in the plot titles
 
     # probe.json itself opens too, into the same dock
@@ -61,31 +64,28 @@ def test_opening_a_probe_result_shows_its_rows_and_curves(make_napari_viewer, ti
     assert _docked(viewer) == [widget]
 
 
-def test_a_newer_record_with_an_extra_curve_and_a_half_fall_scale(
-    make_napari_viewer, tiny_probe, tmp_path
-):
+def test_the_oracle_upper_bound_is_a_dashed_curve(make_napari_viewer, tiny_probe, tmp_path):
     record = json.loads((tiny_probe / "probe.json").read_text())
-    record["half_fall_scale"] = {"spatial": None, "temporal": 2.0}
-    for row in record["rows"]:  # e.g. an upper bound added by a later version
-        row["oracle_correlation"] = 0.75
+    oracle_rows = [dict(row, correlation=0.75, correlation_sd=0.0) for row in record["rows"]]
+    record["oracle"] = {
+        "encoder": "InSilicoOracle",
+        "rows": oracle_rows,
+        "half_fall_scale": {"spatial": None, "temporal": 2.0},
+    }
     (tmp_path / "probe.json").write_text(json.dumps(record))
     widget = ProbeWidget(make_napari_viewer(), tmp_path)
-    assert "temporal 2.00" in widget.half_fall.text()
-    assert "spatial not reached in 1-4" in widget.half_fall.text()
-    last = widget.table.columnCount() - 1
-    assert widget.table.horizontalHeaderItem(last).text() == "oracle correlation"
-    assert widget.table.item(0, last).text() == "0.75"
+    assert "in-silico oracle: spatial not reached in 1-4; temporal 2.00" in widget.half_fall.text()
+    assert widget.table.horizontalHeaderItem(4).text() == "in-silico oracle\nfull frame"
+    assert widget.table.item(0, 4).text() == "0.750 ± 0.000"
     for axis in ("spatial", "temporal"):
-        curves = widget.plots[axis].getPlotItem().listDataItems()
-        assert [list(c.getOriginalDataset()[1]) for c in curves][1] == [0.75, 0.75]
-    assert not widget.key.isHidden() and "oracle correlation" in widget.key.text()
-
-    def lines(axis):
-        items = widget.plots[axis].getPlotItem().items
-        return [item.value() for item in items if isinstance(item, pg.InfiniteLine)]
-
-    assert lines("temporal") == [np.log10(2.0)]  # the x axis is log10 scale
-    assert lines("spatial") == []
+        encoder, oracle = widget.plots[axis].getPlotItem().listDataItems()
+        np.testing.assert_allclose(oracle.getOriginalDataset()[1], [0.75, 0.75])
+        assert oracle.opts["pen"].style() == Qt.PenStyle.DashLine
+        assert encoder.opts["pen"].style() == Qt.PenStyle.SolidLine
+    assert not widget.key.isHidden() and "in-silico oracle (full frame)" in widget.key.text()
+    items = widget.plots["temporal"].getPlotItem().items
+    labels = [item.label.format for item in items if isinstance(item, pg.InfiniteLine)]
+    assert "oracle half-fall 2.00" in labels
 
 
 def test_corrupt_and_foreign_files_give_a_clear_message(
