@@ -87,7 +87,7 @@ class ProbeWidget(QWidget):
         self.plots = {}
         plots = QHBoxLayout()
         for axis in AXES:
-            plot = pg.PlotWidget(title=f"{axis} sweep")
+            plot = pg.PlotWidget()
             plot.setLogMode(x=True)
             plot.setMinimumSize(*PLOT_SIZE)
             # no preferred height: the dock's height, not pyqtgraph's 500 px hint, decides
@@ -143,9 +143,8 @@ class ProbeWidget(QWidget):
     def _show(self, result: ProbeResult | None) -> None:
         self.result = result
         self.table.setRowCount(0)
-        for axis, plot in self.plots.items():
+        for plot in self.plots.values():
             plot.clear()
-            plot.setTitle(f"{axis} sweep", size="9pt")
         # nothing but the message (or the prompt) until a result is open
         self.table.setVisible(result is not None)
         self.curves.setVisible(result is not None)
@@ -181,7 +180,7 @@ class ProbeWidget(QWidget):
     def _plot(self, result: ProbeResult, axis: str, plot: pg.PlotWidget) -> None:
         """The sweep's curves against log scale (the oracle's dashed), ± sd over seeds as
         error bars; the half-fall scales as vertical lines."""
-        plot.setLabel("bottom", result.unit(axis))
+        plot.setLabel("bottom", f"{axis} scale: {result.unit(axis)}")
         curves = result.curves(axis)
         lowest = 0.0
         for k, curve in enumerate(curves):
@@ -204,8 +203,9 @@ class ProbeWidget(QWidget):
         ticks = [(math.log10(s), f"{s:g}") for s in curves[0].scales]
         plot.getAxis("bottom").setTicks([ticks, []])
         plot.setLabel("left", "correlation")
-        if len(curves) == 1:
-            plot.setTitle(f"{axis} sweep: {curves[0].title}", size="9pt")  # else: the key
+        # one curve: what it is in the title; several: the key says, and the plots keep
+        # the height a title would take
+        plot.setTitle(f"{curves[0].title}" if len(curves) == 1 else None, size="9pt")
         for sweep in result.sweeps:
             half = result.half_fall_scale(axis, sweep)
             if half is None:

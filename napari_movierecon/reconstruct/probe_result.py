@@ -278,21 +278,17 @@ class ProbeResult:
         return ", ".join(parts)
 
     def half_fall_text(self) -> str:
-        """The half-fall scales of both sweeps (or the swept range when not reached), in
-        the sweeps' units; the oracle's too when it ran."""
+        """The half-fall scales of both sweeps ("not reached" within the swept range),
+        the oracle's too when it ran; units as the sweeps'."""
         texts = []
         for sweep in self.sweeps:
             parts = []
             for axis in AXES:
                 value = self.half_fall_scale(axis, sweep)
-                if value is None:
-                    scales = [r[axis] for r in self.record["rows"] if r["axis"] == axis]
-                    parts.append(f"{axis} not reached in {min(scales):g}-{max(scales):g}")
-                else:
-                    parts.append(f"{axis} {value:.2f}")
+                parts.append(f"{axis} {'not reached' if value is None else f'{value:.2f}'}")
             who = "" if sweep == "encoder" else f"{SWEEPS[sweep]}: "
-            texts.append(who + "; ".join(parts))
-        return "half-fall scale (units as swept): " + " | ".join(texts)
+            texts.append(who + ", ".join(parts))
+        return "half-fall scale: " + " | ".join(texts)
 
 
 def record_path(path: str | os.PathLike) -> Path:
