@@ -9,7 +9,11 @@ re-added) and its ``RunStatus`` changes; widgets subscribe to that status.
 
 A live run's layers are added one per event-loop turn after Run returns: napari takes
 ~50-150 ms to add one image layer (its vispy visual and layer controls), so adding them
-all in the Run click would hold the event loop for several hundred ms.
+all in the Run click would hold the event loop for several hundred ms. The worker builds
+the job and sets up the engine meanwhile, then waits (yielding, so Stop is immediate)
+until the layers are in before it iterates: on 2 cores the two at once share the CPU and
+the GIL, and the first iterations took ~3x longer than alone, delaying the first picture
+by more than the layers cost.
 
 A run saved to a reconstruction file and opened again is a RunView too (``saved``):
 same layers and layout, no worker.
@@ -17,6 +21,7 @@ same layers and layout, no worker.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,16 +49,22 @@ class RunFailed(MovieReconError):
     """An error inside a running reconstruction (e.g. torch running out of memory)."""
 
 
-def _work(build: Callable[[], ReconstructionJob]):
+# How often a worker waiting for its run's layers yields (for Pause and Stop), seconds.
+LAYERS_WAIT_S = 0.01
+
+
+def _work(build: Callable[[], ReconstructionJob], layers_ready: threading.Event):
     """Worker body: build the job and set up the engine, hand the job over (the set-up
-    succeeded), then pass the engine's items through (None = heartbeat). Everything here
-    runs off the Qt thread."""
+    succeeded), wait until ``layers_ready`` is set, then pass the engine's items through
+    (None = heartbeat). Everything here runs off the Qt thread."""
     try:
         job = build()
         yield None  # Stop pressed while the job was built takes effect here
         engine = job.start(heartbeat=True)
         try:
             yield job
+            while not layers_ready.wait(LAYERS_WAIT_S):
+                yield None
             yield from engine
         finally:
             engine.close()
@@ -105,6 +116,7 @@ class RunView:
         self.row, self.shown = 0, True  # where the layout put it (see Session.arrange)
         self.colorbar = False
         self._worker = None
+        self._layers_ready = threading.Event()  # set once add_layers is done (or removed)
 
     # -- construction ----------------------------------------------------------------
     @classmethod
@@ -183,7 +195,7 @@ class RunView:
     # -- layers, one per event-loop turn ---------------------------------------------
     def add_layers(self) -> None:
         """Add the run's missing layers, one per event-loop turn, then emit
-        ``layers_added``; does nothing once the run is removed."""
+        ``layers_added`` and let the worker iterate; does nothing once the run is removed."""
         if self.removed:
             return
         if self._steps:
@@ -191,6 +203,7 @@ class RunView:
                 self._steps.pop(0)()
             QTimer.singleShot(0, self.add_layers)
         else:
+            self._layers_ready.set()
             self.layers_added.emit(self)
 
     def _metadata(self, role: str) -> dict:
@@ -254,7 +267,7 @@ class RunView:
         """Start the worker; ``build`` makes the job in the worker thread."""
         self.status.iterations = iterations
         self.status.state = RunState.STARTING
-        worker = create_worker(_work, build, _ignore_errors=True)
+        worker = create_worker(_work, build, self._layers_ready, _ignore_errors=True)
         worker.yielded.connect(self._on_item)
         worker.errored.connect(self._on_error)
         worker.finished.connect(self._on_finished)
@@ -376,6 +389,7 @@ class RunView:
         self.stop()
         self.removed = True
         self._steps = []
+        self._layers_ready.set()
         if self._worker is not None and self._worker.is_running:
             # its arrays are freed when the worker ends: give the memory back then
             self._worker.finished.connect(release_freed_memory)

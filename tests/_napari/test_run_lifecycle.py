@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import threading
+import time
 import weakref
 
 import numpy as np
@@ -78,6 +79,29 @@ def test_run_returns_before_the_job_and_engine_are_built(ready, qtbot, monkeypat
     main = threading.main_thread()
     assert built_in and started_in
     assert main not in built_in and main not in started_in
+
+
+def test_iterations_start_once_the_runs_layers_are_in(ready, qtbot, monkeypatch):
+    """The worker sets up while the layers are added, but iterates only after: both at
+    once share the CPU and slow the first picture down."""
+    from napari_movierecon._napari.run_view import RunView
+
+    add_map = RunView._add_map_layer
+
+    def slow_add_map(self):  # a slow canvas: the worker would be done before it
+        time.sleep(1.5)
+        add_map(self)
+
+    monkeypatch.setattr(RunView, "_add_map_layer", slow_add_map)
+    ready.set_params(iterations=4, **SHORT)
+    run = ready.run.start_run()
+    order = []
+    run.layers_added.connect(lambda *_: order.append(("layers", len(run.history))))
+    with qtbot.waitSignal(run.layers_added, timeout=30_000):
+        pass
+    _finish(qtbot, run)
+    assert order == [("layers", 0)]  # no snapshot had arrived when the layers were in
+    assert [it for it, *_ in run.history] == [1, 2, 3, 4]
 
 
 def test_stop_in_the_first_iteration_really_stops(ready, qtbot):
