@@ -32,7 +32,7 @@ bench_out/mask.safetensors:
 # ~70 min on 2 cores (DwiseNeuro's cost ~3-5 min, the batch benchmark ~10 min, bauer2025's
 # speed-up ~5 min, the probes with the oracle ~15 min (noise, 3 seeds: ~10 min; gratings
 # ~3-4 min), the stopping rule on validation and test clips ~3 min; distilling one student
-# takes about as long as training one sample member, then 10 `fast` runs).
+# ~20-25 min alone (1,800 steps), then its evaluation and 10 `fast` runs ~1-2 min).
 bench: setup bench_out/mask.safetensors
 	.venv/bin/python -m benchmarks.insilico_bench
 	.venv/bin/python -m benchmarks.encoder_bench --encoder napari_movierecon/sample_data/encoder/member_0.safetensors
@@ -53,7 +53,7 @@ bench: setup bench_out/mask.safetensors
 	.venv/bin/python -m benchmarks.distill_bench --extra-movies 200 --clips 5 \
 		--mask bench_out/mask.safetensors
 
-# bauer2025 next to fast on the same 5 clips: ~52-60 min per bauer2025 clip on 2 cores.
+# bauer2025 next to fast on the same 5 clips: ~11-12 min per bauer2025 clip on 2 cores (685 s).
 # The stopping rule with bauer2025 shortened to member 1 and 200 iterations (~1 min a run):
 # 2 runs on a validation clip, then its settings on the 5 test clips (10 runs, ~10 min).
 # Finished runs are kept in bench_out/*/runs.jsonl; re-running resumes.
