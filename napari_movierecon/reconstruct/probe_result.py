@@ -23,7 +23,7 @@ import numpy as np
 from napari_movierecon.errors import MovieReconError
 from napari_movierecon.io.npy import regular_file
 from napari_movierecon.io.tensor_file import MAX_RECORD_BYTES, parse_record
-from napari_movierecon.reconstruct.probes import KINDS
+from napari_movierecon.reconstruct.probes import KINDS, half_fall_text, sweep_curve
 
 RECORD_NAME = "probe.json"
 AXES = ("spatial", "temporal")
@@ -242,11 +242,8 @@ class ProbeResult:
         oracle when it ran."""
         curves = []
         for sweep, data in self.sweeps.items():
-            rows = sorted((r for r in data["rows"] if r["axis"] == axis), key=lambda r: r[axis])
-            scales = np.array([r[axis] for r in rows], float)
             for field, what in self._measures():
-                values = np.array([r.get(field, np.nan) for r in rows], float)
-                sd = np.array([r.get(f"{field}_sd", 0.0) for r in rows], float)
+                scales, values, sd = sweep_curve(data["rows"], axis, field)
                 title = f"{SWEEPS[sweep]} ({what})"
                 curves.append(Curve(title, scales, values, sd, sweep == "oracle"))
         return curves
@@ -280,14 +277,11 @@ class ProbeResult:
     def half_fall_text(self) -> str:
         """The half-fall scales of both sweeps ("not reached" within the swept range),
         the oracle's too when it ran; units as the sweeps'."""
-        texts = []
-        for sweep in self.sweeps:
-            parts = []
-            for axis in AXES:
-                value = self.half_fall_scale(axis, sweep)
-                parts.append(f"{axis} {'not reached' if value is None else f'{value:.2f}'}")
-            who = "" if sweep == "encoder" else f"{SWEEPS[sweep]}: "
-            texts.append(who + ", ".join(parts))
+        texts = [
+            ("" if sweep == "encoder" else f"{SWEEPS[sweep]}: ")
+            + half_fall_text({axis: self.half_fall_scale(axis, sweep) for axis in AXES})
+            for sweep in self.sweeps
+        ]
         return "half-fall scale: " + " | ".join(texts)
 
 

@@ -313,11 +313,25 @@ def _mean_sd(row: dict, name: str) -> str:
     return text
 
 
-def _half_fall_text(half: dict, units: dict) -> str:
+def half_fall_text(half: dict, units: dict | None = None) -> str:
+    """The half-fall scales ``half`` ({axis: scale or None}) in words, each with its
+    unit when ``units`` are given."""
     return ", ".join(
-        f"{axis} {'not reached' if v is None else f'{v:.2f}'} ({units[axis]})"
+        f"{axis} {'not reached' if v is None else f'{v:.2f}'}"
+        + ("" if units is None else f" ({units[axis]})")
         for axis, v in half.items()
     )
+
+
+def sweep_curve(
+    rows: list[dict], axis: str, field: str = "correlation"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``axis`` sweep of ``rows`` sorted by scale: (scales, ``field`` values, their sd
+    over seeds: zeros for records without one)."""
+    swept = sorted((r for r in rows if r["axis"] == axis), key=lambda r: r[axis])
+    scales = np.array([r[axis] for r in swept], float)
+    values = np.array([r.get(field, np.nan) for r in swept], float)
+    return scales, values, np.array([r.get(f"{field}_sd", 0.0) for r in swept], float)
 
 
 def probe_table(record: dict, frame_rate: float = 30.0) -> str:
@@ -353,12 +367,12 @@ def probe_table(record: dict, frame_rate: float = 30.0) -> str:
         f"Mean +- sd over {seeds} seeds per probe." if seeds > 1 else "One seed per probe.",
         "",
         "Half-fall scale (correlation falls to half its maximum): "
-        + _half_fall_text(record["half_fall_scale"], units),
+        + half_fall_text(record["half_fall_scale"], units),
     ]
     if oracle is not None:
         lines.append(
             "Half-fall scale of the in-silico oracle (upper bound): "
-            + _half_fall_text(oracle["half_fall_scale"], units)
+            + half_fall_text(oracle["half_fall_scale"], units)
         )
     return "\n".join(lines)
 
@@ -378,11 +392,11 @@ def plot_probes(record: dict, path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), dpi=120)
     for ax, axis in zip(axes, ("spatial", "temporal"), strict=True):
         for label, curve, style, color in curves:
-            rows = sorted((r for r in curve["rows"] if r["axis"] == axis), key=lambda r: r[axis])
+            scales, values, sd = sweep_curve(curve["rows"], axis)
             ax.errorbar(
-                [r[axis] for r in rows],
-                [r["correlation"] for r in rows],
-                yerr=[r.get("correlation_sd", 0.0) for r in rows],
+                scales,
+                values,
+                yerr=sd,
                 fmt=style,
                 color=color,
                 capsize=3,
