@@ -30,13 +30,14 @@ def test_a_run_streams_into_the_same_layers(ready, qtbot):
                 id(ready.viewer.layers[movie_layer.name]),
                 movie_layer.data.copy(),
                 map_layer.data.copy(),
+                snapshot,
             )
         )
     )
     _wait_finished(qtbot, run)
     assert run.state == "finished"
     assert len(seen) >= 3
-    assert {layer_id for layer_id, _, _ in seen} == {id(movie_layer)}
+    assert {layer_id for layer_id, *_ in seen} == {id(movie_layer)}
     # one reconstruction, one map, and the canvas labels of the runs
     assert len(ready.viewer.layers) == layers_before + 3
     # the movie moves away from gray and keeps changing; the correlation map updates
@@ -45,6 +46,10 @@ def test_a_run_streams_into_the_same_layers(ready, qtbot):
     assert np.abs(map_layer.data).max() > 0.1
     assert movie_layer.data.dtype == np.float32
     np.testing.assert_array_equal(movie_layer.data, run.last.movie)
+    # each snapshot was shown as it came, and showing later ones (written into the
+    # layer's own array) left the snapshots that others keep untouched
+    for _, shown, _, snapshot in seen:
+        np.testing.assert_array_equal(shown, snapshot.movie)
     record = movie_layer.metadata[TAG]["record"]
     assert record["completed"] and record["iterations_done"] == 6
     assert record["population"] == {"kind": "all", "name": "all"}
