@@ -16,6 +16,7 @@ block-Toeplitz temporal filter does more arithmetic for it).
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 
@@ -81,6 +82,11 @@ def main() -> None:
         help="checkpoint file or ensemble folder (default: an "
         "untrained FastEncoder with the default config)",
     )
+    parser.add_argument(
+        "--config",
+        default="{}",
+        help="FastEncoderConfig changes for the untrained encoder, as JSON",
+    )
     parser.add_argument("--neurons", type=int, default=8000)
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--runs", type=int, default=7)
@@ -92,7 +98,7 @@ def main() -> None:
         encoder = load_encoder(args.encoder)
         label = args.encoder
     else:
-        config = FastEncoderConfig()
+        config = FastEncoderConfig(**json.loads(args.config))
         positions = np.random.default_rng(0).uniform(-0.9, 0.9, (args.neurons, 2))
         encoder = FastEncoder(config, np.arange(args.neurons), positions=positions)
         label = f"untrained FastEncoder {config}"

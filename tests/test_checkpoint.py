@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pickle
 import struct
@@ -26,9 +27,9 @@ CONFIG = FastEncoderConfig(frame_shape=(12, 20), kernel_frames=5, channels=4, re
 RECORD = {"recording": "test", "seconds": 1.5, "validation_correlation_mean": 0.3}
 
 
-def make_encoder(seed: int = 0, n: int = 7) -> FastEncoder:
+def make_encoder(seed: int = 0, n: int = 7, config: FastEncoderConfig = CONFIG) -> FastEncoder:
     torch.manual_seed(seed)
-    encoder = FastEncoder(CONFIG, np.arange(100, 100 + n))
+    encoder = FastEncoder(config, np.arange(100, 100 + n))
     with torch.no_grad():
         for p in encoder.parameters():
             p.add_(torch.randn_like(p) * 0.3)
@@ -46,14 +47,15 @@ def predict(encoder) -> torch.Tensor:
         return encoder(*inputs())
 
 
-def test_round_trip_gives_identical_predictions(tmp_path):
-    encoder = make_encoder()
+@pytest.mark.parametrize("config", [CONFIG, dataclasses.replace(CONFIG, readout_block=3)])
+def test_round_trip_gives_identical_predictions(tmp_path, config):
+    encoder = make_encoder(config=config)
     path = save_encoder(encoder, tmp_path / "enc.safetensors", RECORD)
     loaded = load_encoder(path)
     assert isinstance(loaded, FastEncoder)
     assert torch.equal(predict(loaded), predict(encoder))
     np.testing.assert_array_equal(loaded.unit_ids, encoder.unit_ids)
-    assert loaded.config == CONFIG
+    assert loaded.config == config
     assert loaded.record == RECORD
     assert not any(p.requires_grad for p in loaded.parameters())
 

@@ -222,3 +222,57 @@ def test_cli_evaluate_refuses_other_neurons(tmp_path, trained, capsys):
     path = save_encoder(trained[0], tmp_path / "enc.safetensors", trained[1])
     assert main(["evaluate", "--recording", str(folder), "--encoder", str(path)]) == 2
     assert "predicts 200 neurons but m has 150" in capsys.readouterr().err
+
+
+def block_encoder(block: int, frame_shape=(20, 28), n: int = 60) -> FastEncoder:
+    config = FastEncoderConfig(frame_shape=frame_shape, readout_block=block)
+    positions = np.random.default_rng(3).uniform(-1.1, 1.1, (n, 2))
+    torch.manual_seed(3)
+    encoder = FastEncoder(config, np.arange(n), positions=positions)
+    with torch.no_grad():
+        encoder.feature_weights.normal_()
+    return encoder
+
+
+@pytest.mark.parametrize("block", [2, 3, 4])
+def test_block_readout_reads_a_block_around_each_position(block):
+    """Each neuron reads exactly a block x block square of feature-map pixels (every
+    channel), inside the map and containing the 4 pixels its position interpolates."""
+    encoder = block_encoder(block)
+    with torch.no_grad():
+        encoder.block_weights.normal_()
+    h, w = encoder.feature_shape
+    point = block_encoder(0).readout_matrix().to_dense().reshape(-1, 16, h, w)
+    dense = encoder.readout_matrix().to_dense().reshape(-1, 16, h, w)
+    for neuron in range(encoder.n_neurons):
+        read = dense[neuron].ne(0).all(dim=0)  # (h, w): the pixels read, in every channel
+        rows, cols = read.any(1).nonzero()[:, 0], read.any(0).nonzero()[:, 0]
+        assert read.sum() == block * block
+        assert rows.max() - rows.min() == block - 1 and cols.max() - cols.min() == block - 1
+        interpolated = point[neuron].ne(0).any(dim=0)
+        assert read[interpolated].all()
+
+
+def test_block_readout_without_block_weights_is_the_point_readout():
+    """A block readout starts (block weights 0) as the point readout: training begins
+    from the same model and only adds what the data ask for."""
+    point, blocked = block_encoder(0), block_encoder(3)
+    movie = torch.rand(1, 30, 20, 28, generator=torch.Generator().manual_seed(0)) * 255
+    behavior = torch.zeros(1, 4, 30)
+    with torch.no_grad():
+        torch.testing.assert_close(blocked(movie, behavior), point(movie, behavior))
+        blocked.block_weights.normal_()
+        assert not torch.allclose(blocked(movie, behavior), point(movie, behavior))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"readout_block": 1}, "readout_block must be 0 or >= 2"),
+        ({"readout_block": -2}, "readout_block must be 0 or >= 2"),
+        ({"readout_block": 9, "frame_shape": (12, 40)}, "larger than the feature map"),
+    ],
+)
+def test_bad_readout_blocks_are_refused(kwargs, message):
+    with pytest.raises(MovieReconError, match=message):
+        FastEncoder(FastEncoderConfig(**kwargs), np.arange(3))

@@ -50,6 +50,8 @@ def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
         FastEncoderConfig(frame_shape=(35, 63), kernel_frames=7, channels=6),  # odd frame
         FastEncoderConfig(spatial_kernel=3, stride=3, temporal_channels=2),  # uneven pad
         FastEncoderConfig(spatial_kernel=5, stride=1, readout_channels=5),
+        FastEncoderConfig(readout_block=3),  # free weights on a block around each position
+        FastEncoderConfig(frame_shape=(12, 20), readout_block=4),  # blocks at the map's edges
     ],
 )
 def test_frozen_path_matches_the_plain_module(config):

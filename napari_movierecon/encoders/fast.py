@@ -11,7 +11,10 @@ over a whole 300-frame clip is repeated hundreds of times:
   computed twice.
 - readout: every neuron samples the feature map at its own learned position
   (bilinear) and weights the features; thousands of neurons cost
-  O(N x channels) per frame.
+  O(N x channels) per frame. Optionally (``readout_block`` k >= 2) each neuron
+  also has free weights on a k x k block of feature-map pixels around its
+  position (O(N x channels x k^2) per frame), so it can combine the features
+  at neighbouring places into finer receptive fields.
 - behaviour: a per-neuron multiplicative gain exp(w . behaviour), behaviour
   standardised with the training set's statistics.
 - output: softplus, so rates are non-negative.
@@ -51,6 +54,8 @@ class FastEncoderConfig:
     spatial_kernel: int = 9
     stride: int = 2
     readout_channels: int = 16
+    # 0: point readout only; k >= 2: plus free per-neuron weights on a k x k block
+    readout_block: int = 0
 
     def __post_init__(self) -> None:
         for name in (
@@ -64,6 +69,8 @@ class FastEncoderConfig:
                 raise MovieReconError(f"FastEncoderConfig.{name} must be >= 1")
         if self.spatial_kernel < 1 or self.spatial_kernel % 2 == 0:
             raise MovieReconError("FastEncoderConfig.spatial_kernel must be odd and >= 1")
+        if self.readout_block == 1 or self.readout_block < 0:
+            raise MovieReconError("FastEncoderConfig.readout_block must be 0 or >= 2")
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -109,6 +116,14 @@ class FastEncoder(Encoder):
         init = np.zeros((n, 2)) if positions is None else np.asarray(positions)
         self.positions = nn.Parameter(torch.as_tensor(init, dtype=torch.float32).clone())
         self.feature_weights = nn.Parameter(torch.randn(n, features) * (1.0 / features) ** 0.5)
+        if config.readout_block:
+            if config.readout_block > min(self.feature_shape):
+                raise MovieReconError(
+                    f"FastEncoderConfig.readout_block {config.readout_block} is larger than "
+                    f"the feature map {self.feature_shape}"
+                )
+            block = (n, features, config.readout_block**2)
+            self.block_weights = nn.Parameter(torch.zeros(block))
         self.bias = nn.Parameter(torch.zeros(n))
         self.behavior_weights = nn.Parameter(torch.zeros(n, n_behavior))
         mean = np.zeros(n_behavior) if behavior_mean is None else behavior_mean
@@ -132,31 +147,39 @@ class FastEncoder(Encoder):
     def readout_parts(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The (N, R*P) readout matrix in CSR parts: (row pointers, columns, values).
 
-        Row n holds neuron n's bilinear sampling weights at its position (4
-        feature-map pixels) times its feature weights, for each of the R
-        channels; P = h*w feature-map pixels. ``values`` is differentiable with
-        respect to positions and feature weights. Positions use grid_sample's
+        Row n holds, for each of the R channels, neuron n's weights on a k x k block
+        of feature-map pixels (k = ``readout_block``, or 2 without free weights):
+        the bilinear sampling weights at its position (non-zero on the 4 pixels
+        around it) times its feature weights, plus its free block weights if any.
+        P = h*w feature-map pixels. ``values`` is differentiable with respect to
+        positions, feature weights and block weights. Positions use grid_sample's
         convention (align_corners=False): -1 and 1 are the outer edges of the map.
         """
         h, w = self.feature_shape
+        k = self.config.readout_block or 2
         pos = self.positions.clamp(-1, 1)
         fx = ((pos[:, 0] + 1) * w - 1) / 2
         fy = ((pos[:, 1] + 1) * h - 1) / 2
         x0 = fx.detach().floor().clamp(0, max(w - 2, 0))
         y0 = fy.detach().floor().clamp(0, max(h - 2, 0))
-        ax = (fx - x0).clamp(0, 1)
-        ay = (fy - y0).clamp(0, 1)
-        device = pos.device
-        dx = torch.tensor([0, 1, 0, 1], device=device) * (w > 1)
-        dy = torch.tensor([0, 0, 1, 1], device=device) * (h > 1)
-        pixel = (y0.long()[:, None] + dy) * w + x0.long()[:, None] + dx  # (N, 4)
-        corner = torch.stack([(1 - ax) * (1 - ay), ax * (1 - ay), (1 - ax) * ay, ax * ay], 1)
+        # The block: the 4 pixels around the position as near its centre as the map allows.
+        bx = (x0 - (k // 2 - 1)).clamp(0, max(w - k, 0))
+        by = (y0 - (k // 2 - 1)).clamp(0, max(h - k, 0))
+        steps = torch.arange(k, device=pos.device)
+        wx = _linear_weights(fx - x0, x0 - bx, steps)  # (N, k)
+        wy = _linear_weights(fy - y0, y0 - by, steps)
+        corner = (wy[:, :, None] * wx[:, None, :]).reshape(-1, k * k)
+        px = (bx.long()[:, None] + steps).clamp(max=w - 1)
+        py = (by.long()[:, None] + steps).clamp(max=h - 1)
+        pixel = (py[:, :, None] * w + px[:, None, :]).reshape(-1, k * k)  # (N, k*k) ascending
         n, r = self.feature_weights.shape
-        values = (self.feature_weights[:, :, None] * corner[:, None, :]).reshape(-1)  # (N*R*4,)
+        values = self.feature_weights[:, :, None] * corner[:, None, :]  # (N, R, k*k)
+        if self.config.readout_block:
+            values = values + self.block_weights
         # Row-major order with ascending columns, as CSR needs.
-        columns = torch.arange(r, device=device)[None, :, None] * (h * w) + pixel[:, None, :]
-        rows = torch.arange(0, n * r * 4 + 1, r * 4, device=device)
-        return rows, columns.reshape(-1), values
+        columns = torch.arange(r, device=pos.device)[None, :, None] * (h * w) + pixel[:, None, :]
+        rows = torch.arange(0, n * r * k * k + 1, r * k * k, device=pos.device)
+        return rows, columns.reshape(-1), values.reshape(-1)
 
     def readout_matrix(self) -> torch.Tensor:
         """The readout as a sparse CSR tensor (N, R*P) (see ``readout_parts``)."""
@@ -199,6 +222,14 @@ class _ReadoutProduct(torch.autograd.Function):
             sampled = torch.sparse.sampled_addmm(matrix, grad, columns.t(), beta=0.0)
             grad_values = sampled.values()
         return grad_columns, None, None, grad_values
+
+
+def _linear_weights(fraction: torch.Tensor, offset: torch.Tensor, steps: torch.Tensor):
+    """Linear-interpolation weights (N, k) on block steps 0..k-1: 1 - fraction at step
+    ``offset`` and fraction at ``offset + 1`` (``fraction`` in [0, 1] after clamping)."""
+    fraction = fraction.clamp(0, 1)[:, None]
+    at = steps[None, :] - offset[:, None]
+    return torch.where(at == 0, 1 - fraction, torch.where(at == 1, fraction, 0.0))
 
 
 def _csr(rows, indices, values, shape) -> torch.Tensor:

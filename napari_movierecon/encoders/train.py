@@ -161,7 +161,7 @@ def train_encoder(
         encoder.spatial.weight,
         encoder.mix.weight,
         encoder.feature_weights,
-    ]
+    ] + ([encoder.block_weights] if model_config.readout_block else [])
     others = [p for p in encoder.parameters() if all(p is not d for d in decay)]
     optimizer = torch.optim.AdamW(
         [
