@@ -26,12 +26,14 @@ from napari_movierecon.reconstruct.masks.file import cut_masks
 from napari_movierecon.sources import open_encoder
 
 CANDIDATES = {
-    "fast (before)": {},
-    "1 member": {"members": 1},
-    "cycle": {"ensemble": "cycle"},
-    "cycle, lr 20000": {"ensemble": "cycle", "learning_rate": 20000.0},
-    "3 members, lr 20000": {"learning_rate": 20000.0},
+    "fast": {},
+    "3-step warm-up (fast before 2026-12-03)": {"warmup_steps": 3},
+    "1-step warm-up": {"warmup_steps": 1},
+    "step 8000": {"learning_rate": 8000.0},
+    "step 12000": {"learning_rate": 12000.0},
 }
+# Snapshots printed: the early ones decide the first picture, the late ones the result.
+SHOWN_ITERATIONS = (1, 2, 3, 4, 6, 8, 16, 24, 32, 40)
 
 
 def validation_trials(recording: SimulatedRecording, clips: int) -> list[int]:
@@ -64,7 +66,7 @@ def main() -> None:
 
     recording = SimulatedRecording()
     encoder = open_encoder("sample")
-    base = preset("fast", iterations=args.iterations, snapshot_every=2)
+    base = preset("fast", iterations=args.iterations, snapshot_every=1)
     update_mask, eval_mask, _ = cut_masks(args.mask, base, recording.frame_shape)
     names = [n for n in args.only.split(",") if n] or list(CANDIDATES)
     trials = validation_trials(recording, args.clips)
@@ -78,7 +80,9 @@ def main() -> None:
     for name in names:
         curves = np.array(runs[name])  # (clips, snapshots, 3)
         mean = curves.mean(0)
-        points = "; ".join(f"it {int(i)}: {c:.3f} @ {s:.1f} s" for i, c, s in mean[1::2])
+        points = "; ".join(
+            f"it {int(i)}: {c:.3f} @ {s:.1f} s" for i, c, s in mean if i in SHOWN_ITERATIONS
+        )
         print(f"{name}: {points}")
 
 

@@ -236,8 +236,9 @@ class ReconstructionConfig:
 
 # ``fast``: the whole clip in one pass (no overlapping windows), one movie driven
 # by one member's normalised gradient per iteration, the members in turn
-# (``cycle``), a 10x larger step with a 3-step warm-up, 32 iterations. Standard
-# bias correction (``first_moment``), not the reference code's step schedule.
+# (``cycle``), a 10x larger step from the first iteration (no warm-up), 32
+# iterations. Standard bias correction (``first_moment``), not the reference
+# code's step schedule.
 # Chosen on validation-tier (``oracle``) clips only, never on test clips: first
 # (2026-11) the step, warm-up and whole-clip window on two clips (0.72 and 0.76 in
 # the RF-covered region, then with all members' averaged gradients and 40
@@ -246,7 +247,12 @@ class ReconstructionConfig:
 # mask) ``cycle`` reached 0.867 at 32 iterations against 0.866 for the averaged
 # gradients at 40 (3x the encoder passes per iteration) and 0.828 for one member
 # alone at its best (28); a 2x step was ahead early (0.594 vs 0.519 at 4
-# iterations) but ended lower (0.861 at 32). On the 5 test clips see
+# iterations) but ended lower (0.861 at 32); then (2026-12-03, validation trials
+# 14, 20 and 34, same mask) dropping the 3-step warm-up, whose first step is
+# still, reached masked correlation 0.524 at iteration 2 against 0.449 (0.5 only
+# at iteration 4), 0.798 against 0.776 at 16 and the same at 32 (0.839 vs 0.838);
+# a 1-step warm-up (first step still) was in between, a step of 8000 or 12000
+# without warm-up within 0.002 at 32. On the 5 test clips see
 # docs/reconstruction.md.
 PRESETS: dict[str, ReconstructionConfig] = {
     "bauer2025": ReconstructionConfig(),
@@ -254,7 +260,7 @@ PRESETS: dict[str, ReconstructionConfig] = {
         preset="fast",
         iterations=32,
         learning_rate=10000.0,
-        warmup_steps=3,
+        warmup_steps=0,
         optimizer="first_moment",
         window_frames=None,
         ensemble="cycle",
