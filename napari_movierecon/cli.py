@@ -77,8 +77,8 @@ def positive_int(text: str) -> int:
 
 
 def iteration_count(text: str) -> int:
-    """Reconstruction iterations: >= 2, since every preset warms up and its first step
-    (learning rate 0) leaves the gray start unchanged."""
+    """Reconstruction iterations: >= 2, since a preset that warms up (``bauer2025``) leaves
+    the gray start unchanged at its first step (learning rate 0)."""
     return _integer(text, 2)
 
 
@@ -187,11 +187,18 @@ def _add_mask_options(parser: argparse.ArgumentParser, npy_masks: bool) -> None:
 
 
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
-    """--epochs and --max-train-trials of encoder training."""
+    """--epochs, --max-train-trials and --readout-block of encoder training."""
     parser.add_argument(
         "--epochs", type=positive_int, default=None, help="at most this many (default 12)"
     )
     parser.add_argument("--max-train-trials", type=positive_int, default=None)
+    parser.add_argument(
+        "--readout-block",
+        type=seed_int,
+        default=0,
+        help="FastEncoder readout: 0 = one point per neuron (default); k >= 2 = also free "
+        "weights on a k x k block of feature-map pixels around it (docs/encoders.md)",
+    )
 
 
 def _add_compute_options(parser: argparse.ArgumentParser) -> None:
@@ -305,13 +312,16 @@ def _training_reporter(member: int, members: int) -> Iterator[Callable]:
 
 def train_members(args: argparse.Namespace, train_one: Callable, kind: str, versus: str = ""):
     """Train ``args.members`` encoders (seed ``args.seed`` + k; ``--epochs``,
-    ``--max-train-trials``, ``--device``) with ``train_one(config, report) -> (encoder,
-    record)``, print each one's validation score (``kind`` k: best validation correlation
-    ``versus`` ...) and save them as an ensemble folder at ``args.out``. Returns (records,
-    the folder, its size in MB)."""
+    ``--max-train-trials``, ``--readout-block``, ``--device``) with
+    ``train_one(model_config, config, report) -> (encoder, record)``, print each one's
+    validation score (``kind`` k: best validation correlation ``versus`` ...) and save
+    them as an ensemble folder at ``args.out``. Returns (records, the folder, its size
+    in MB)."""
     from napari_movierecon.encoders.checkpoint import save_ensemble
+    from napari_movierecon.encoders.fast import FastEncoderConfig
     from napari_movierecon.encoders.train import TrainConfig
 
+    model_config = FastEncoderConfig(readout_block=args.readout_block)  # checked before work
     members, records = [], []
     for k in range(args.members):
         chosen = {} if args.epochs is None else {"epochs": args.epochs}
@@ -322,7 +332,7 @@ def train_members(args: argparse.Namespace, train_one: Callable, kind: str, vers
             **chosen,
         )
         with _training_reporter(k, args.members) as report:
-            encoder, record = train_one(config, report)
+            encoder, record = train_one(model_config, config, report)
         print(
             f"{kind} {k + 1}: best validation correlation{versus} "
             f"{record['validation_correlation_mean']:.4f} (epoch {record['best_epoch'] + 1}), "
@@ -345,8 +355,8 @@ def run_train(args: argparse.Namespace) -> None:
     recording = open_recording(args.recording)
     cache = TrialCache(recording)
 
-    def train_one(config, report):
-        return train_encoder(recording, config=config, callback=report, cache=cache)
+    def train_one(model_config, config, report):
+        return train_encoder(recording, model_config, config, callback=report, cache=cache)
 
     records, out, megabytes = train_members(args, train_one, "member")
     print(f"wrote {out} ({len(records)} members, {megabytes:.1f} MB)")

@@ -151,6 +151,8 @@ def test_cli_train_evaluate_round_trip(tmp_path, recording, capsys):
                 "2",
                 "--epochs",
                 "1",
+                "--readout-block",
+                "2",
                 "--threads",
                 "2",
             ]
@@ -161,6 +163,8 @@ def test_cli_train_evaluate_round_trip(tmp_path, recording, capsys):
     assert len(ensemble) == 2
     seeds = [m.record["train_config"]["seed"] for m in ensemble.members]
     assert seeds == [0, 1]
+    assert all(m.config.readout_block == 2 for m in ensemble.members)
+    assert any(m.block_weights.abs().max() > 0 for m in ensemble.members)  # trained
     report = tmp_path / "scores.json"
     assert (
         main(["evaluate", "--recording", str(folder), "--encoder", str(out), "--json", str(report)])
@@ -204,6 +208,14 @@ def test_cli_train_evaluate_round_trip(tmp_path, recording, capsys):
     assert main(["train", "--recording", str(folder), "--out", str(out), "--epochs", "1"]) == 2
     assert "already exists" in capsys.readouterr().err
     assert len(load_encoder(out)) == 2
+    # A readout block that cannot be built is refused before any training; nothing written.
+    other = tmp_path / "other"
+    assert (
+        main(["train", "--recording", str(folder), "--out", str(other), "--readout-block", "1"])
+        == 2
+    )
+    assert "readout_block must be 0 or >= 2" in capsys.readouterr().err
+    assert not other.exists()
 
 
 def test_cli_evaluate_refuses_other_neurons(tmp_path, trained, capsys):
