@@ -4,7 +4,8 @@ Runs candidate configs on the first trial of each of ``--clips`` distinct
 validation clips (``oracle`` tier) of the sample mouse with the sample ensemble and
 the mask file's update and evaluation masks (estimated on training trials), and
 prints, per candidate, the mean masked pixel correlation and mean seconds at
-every snapshot, so one run also shows what fewer iterations would reach.
+the iterations in SHOWN_ITERATIONS (every early one, for the first picture, then
+a few later ones), so one run also shows what fewer iterations would reach.
 Candidates run interleaved clip by clip, so machine load hits them alike.
 
     python -m benchmarks.tune_fast --mask bench_out/mask.safetensors --clips 3
