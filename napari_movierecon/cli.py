@@ -187,7 +187,8 @@ def _add_mask_options(parser: argparse.ArgumentParser, npy_masks: bool) -> None:
 
 
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
-    """--epochs, --max-train-trials and --readout-block of encoder training."""
+    """--epochs, --max-train-trials, --readout-block and --temporal-channels of encoder
+    training."""
     parser.add_argument(
         "--epochs", type=positive_int, default=None, help="at most this many (default 12)"
     )
@@ -198,6 +199,12 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="FastEncoder readout: 0 = one point per neuron (default); k >= 2 = also free "
         "weights on a k x k block of feature-map pixels around it (docs/encoders.md)",
+    )
+    parser.add_argument(
+        "--temporal-channels",
+        type=positive_int,
+        default=None,
+        help="FastEncoder core: number of causal temporal filters (default 4)",
     )
 
 
@@ -312,7 +319,7 @@ def _training_reporter(member: int, members: int) -> Iterator[Callable]:
 
 def train_members(args: argparse.Namespace, train_one: Callable, kind: str, versus: str = ""):
     """Train ``args.members`` encoders (seed ``args.seed`` + k; ``--epochs``,
-    ``--max-train-trials``, ``--readout-block``, ``--device``) with
+    ``--max-train-trials``, ``--readout-block``, ``--temporal-channels``, ``--device``) with
     ``train_one(model_config, config, report) -> (encoder, record)``, print each one's
     validation score (``kind`` k: best validation correlation ``versus`` ...) and save
     them as an ensemble folder at ``args.out``. Returns (records, the folder, its size
@@ -321,7 +328,8 @@ def train_members(args: argparse.Namespace, train_one: Callable, kind: str, vers
     from napari_movierecon.encoders.fast import FastEncoderConfig
     from napari_movierecon.encoders.train import TrainConfig
 
-    model_config = FastEncoderConfig(readout_block=args.readout_block)  # checked before work
+    core = {} if args.temporal_channels is None else {"temporal_channels": args.temporal_channels}
+    model_config = FastEncoderConfig(readout_block=args.readout_block, **core)  # checked now
     members, records = [], []
     for k in range(args.members):
         chosen = {} if args.epochs is None else {"epochs": args.epochs}

@@ -153,6 +153,8 @@ def test_cli_train_evaluate_round_trip(tmp_path, recording, capsys):
                 "1",
                 "--readout-block",
                 "2",
+                "--temporal-channels",
+                "3",
                 "--threads",
                 "2",
             ]
@@ -164,6 +166,7 @@ def test_cli_train_evaluate_round_trip(tmp_path, recording, capsys):
     seeds = [m.record["train_config"]["seed"] for m in ensemble.members]
     assert seeds == [0, 1]
     assert all(m.config.readout_block == 2 for m in ensemble.members)
+    assert all(m.temporal.weight.shape[0] == 3 for m in ensemble.members)
     assert any(m.block_weights.abs().max() > 0 for m in ensemble.members)  # trained
     report = tmp_path / "scores.json"
     assert (
