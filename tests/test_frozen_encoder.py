@@ -75,7 +75,7 @@ def test_temporal_adjoint_is_the_temporal_filters_gradient():
     rng = torch.Generator().manual_seed(3)
     movie = (torch.rand(3, 8 + 70, 36, 64, generator=rng) * 255).requires_grad_(True)
     filtered = frozen.temporal_stage(movie, with_context=True)
-    assert filtered.shape == (3, 70, 4, 36, 64)
+    assert filtered.shape == (3, 70, 4 * 2 * 2, 18, 32)  # space-to-depth frames
     grad = torch.randn(filtered.shape, generator=rng)
     (expected,) = torch.autograd.grad((filtered * grad).sum(), movie)
     assert relative_error(frozen.temporal_adjoint(grad), expected) < 1e-5
