@@ -257,8 +257,9 @@ def test_block_readout_reads_a_block_around_each_position(block):
     with torch.no_grad():
         encoder.block_weights.normal_()
     h, w = encoder.feature_shape
-    point = block_encoder(0).readout_matrix().to_dense().reshape(-1, 16, h, w)
-    dense = encoder.readout_matrix().to_dense().reshape(-1, 16, h, w)
+    point = block_encoder(0).readout_matrix().to_dense().reshape(-1, h, w, 16)
+    dense = encoder.readout_matrix().to_dense().reshape(-1, h, w, 16).permute(0, 3, 1, 2)
+    point = point.permute(0, 3, 1, 2)  # (N, channels, h, w)
     for neuron in range(encoder.n_neurons):
         read = dense[neuron].ne(0).all(dim=0)  # (h, w): the pixels read, in every channel
         rows, cols = read.any(1).nonzero()[:, 0], read.any(0).nonzero()[:, 0]

@@ -41,7 +41,7 @@ CONTRAST_SCALE = 64.0
 # Output frames per block of the frozen encoder's temporal filter (one matrix product
 # per block): the reference windows' 32 frames.
 TEMPORAL_BLOCK = 32
-# Frames per sparse readout product of the frozen encoder (see _FrozenReadout).
+# Frames per sparse readout product (see _rows_product).
 READOUT_FRAMES = 32
 
 
@@ -134,20 +134,43 @@ class FastEncoder(Encoder):
         self.register_buffer("behavior_std", torch.as_tensor(std, dtype=torch.float32))
 
     def features(self, movie: torch.Tensor) -> torch.Tensor:
-        """Core output (B, T, R, h, w) for a movie (B, T, H, W) in 0..255."""
+        """Core output (B, T, h, w, R), channels last, for a movie (B, T, H, W) in 0..255."""
         b, t, height, width = movie.shape
         x = (movie - GRAY_LEVEL) / CONTRAST_SCALE
         x = F.pad(x, (0, 0, 0, 0, self.context_frames, 0))  # causal: gray before the clip
         # Temporal filtering as a 1-D convolution per pixel (much faster on CPU
         # than a (k, 1, 1) 3-D convolution), then spatial filtering per frame.
         pixels = x.permute(0, 2, 3, 1).reshape(b * height * width, 1, -1)
-        h = self.temporal(pixels).reshape(b, height, width, -1, t).permute(0, 4, 3, 1, 2)
-        h = self.spatial(h.reshape(b * t, -1, height, width))  # (B*T, C, h, w)
-        h = F.elu(self.mix(torch.cat([F.elu(h), F.elu(-h)], dim=1)))
-        return h.reshape(b, t, *h.shape[1:])
+        h = self._spatial(self.temporal(pixels).reshape(b, height, width, -1, t))
+        y = h.permute(0, 2, 3, 1).reshape(-1, h.shape[1])  # (B*T*h*w, C)
+        # The 1x1 mix of [ON, OFF] as two products: no concatenated copy to slice in
+        # the backward.
+        on, off = self.mix.weight[:, :, 0, 0].t().chunk(2)  # (C, R) each
+        mixed = torch.addmm(self.mix.bias, F.elu(y), on).addmm(F.elu(-y), off)
+        return F.elu(mixed).reshape(b, t, *h.shape[2:], -1)
+
+    def _spatial(self, h: torch.Tensor) -> torch.Tensor:
+        """The spatial filter bank (B*T, C, h, w) on the temporal filters' output
+        (B, H, W, C_t, T). Where the frame shape and padding allow, the strided
+        convolution runs as a stride-1 one on space-to-depth frames (the layout of
+        ``pixel_unshuffle``, made in the one copy the frames need anyway): the same
+        numbers, and on a CPU its backward is much faster than a strided one's."""
+        b, height, width, channels, t = h.shape
+        s = self.config.stride
+        unshuffled = None
+        if height % s == 0 and width % s == 0:
+            unshuffled = _space_to_depth_kernel(self.spatial.weight, s, self.spatial.padding[0])
+        if unshuffled is None:
+            return self.spatial(h.permute(0, 4, 3, 1, 2).reshape(b * t, channels, height, width))
+        kernel, padding = unshuffled
+        frames = h.reshape(b, height // s, s, width // s, s, channels, t)
+        frames = frames.permute(0, 6, 5, 2, 4, 1, 3).reshape(b * t, -1, height // s, width // s)
+        return F.conv2d(frames, kernel, self.spatial.bias, padding=padding)
 
     def readout_parts(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The (N, R*P) readout matrix in CSR parts: (row pointers, columns, values).
+        """The (N, P*R) readout matrix in CSR parts: (row pointers, columns, values);
+        column p*R + r reads channel r of feature-map pixel p (channels last, as
+        ``features``).
 
         Row n holds, for each of the R channels, neuron n's weights on a k x k block
         of feature-map pixels (k = ``readout_block``, or 2 without free weights):
@@ -175,25 +198,24 @@ class FastEncoder(Encoder):
         py = (by.long()[:, None] + steps).clamp(max=h - 1)
         pixel = (py[:, :, None] * w + px[:, None, :]).reshape(-1, k * k)  # (N, k*k) ascending
         n, r = self.feature_weights.shape
-        values = self.feature_weights[:, :, None] * corner[:, None, :]  # (N, R, k*k)
+        values = self.feature_weights[:, None, :] * corner[:, :, None]  # (N, k*k, R)
         if self.config.readout_block:
-            values = values + self.block_weights
+            values = values + self.block_weights.transpose(1, 2)
         # Row-major order with ascending columns, as CSR needs.
-        columns = torch.arange(r, device=pos.device)[None, :, None] * (h * w) + pixel[:, None, :]
+        columns = pixel[:, :, None] * r + torch.arange(r, device=pos.device)
         rows = torch.arange(0, n * r * k * k + 1, r * k * k, device=pos.device)
         return rows, columns.reshape(-1), values.reshape(-1)
 
     def readout_matrix(self) -> torch.Tensor:
-        """The readout as a sparse CSR tensor (N, R*P) (see ``readout_parts``)."""
+        """The readout as a sparse CSR tensor (N, P*R) (see ``readout_parts``)."""
         rows, columns, values = self.readout_parts()
         h, w = self.feature_shape
         return _csr(rows, columns, values, (self.n_neurons, self.feature_weights.shape[1] * h * w))
 
     def forward(self, movie: torch.Tensor, behavior: torch.Tensor) -> torch.Tensor:
         b, t = movie.shape[:2]
-        feats = self.features(movie)  # (B, T, R, h, w)
-        columns = feats.permute(2, 3, 4, 0, 1).reshape(-1, b * t)  # (R*P, B*T)
-        drive = _ReadoutProduct.apply(columns, *self.readout_parts())  # (N, B*T)
+        feats = self.features(movie).reshape(b * t, -1)  # (B*T, P*R)
+        drive = _ReadoutProduct.apply(feats, *self.readout_parts())  # (N, B*T)
         drive = drive.reshape(-1, b, t).transpose(0, 1) + self.bias[:, None]
         z = (behavior - self.behavior_mean[:, None]) / self.behavior_std[:, None]
         gain = torch.einsum("nk,bkt->bnt", self.behavior_weights, z)
@@ -201,29 +223,56 @@ class FastEncoder(Encoder):
 
 
 class _ReadoutProduct(torch.autograd.Function):
-    """``matrix @ columns`` for a CSR matrix given by parts; both the values and the
-    columns can receive gradients. torch's generic sparse autograd is ~20x slower
-    here (it coalesces and densifies); this uses a sampled product (SDDMM) for
-    the values and the transposed product for the columns."""
+    """``matrix @ features.T`` (N, F) for a CSR matrix (N, P*R) given by parts and
+    features (F, P*R), one row per frame; both the values and the features can receive
+    gradients. torch's generic sparse autograd is ~20x slower here (it coalesces and
+    densifies); this uses a sampled product (SDDMM) for the values and the transposed
+    matrix (built per call) for the features."""
 
     @staticmethod
-    def forward(ctx, columns, rows, indices, values):
-        matrix = _csr(rows, indices, values, (len(rows) - 1, columns.shape[0]))
-        ctx.save_for_backward(columns, rows, indices, values)
-        return matrix @ columns.contiguous()
+    def forward(ctx, features, rows, indices, values):
+        matrix = _csr(rows, indices, values, (len(rows) - 1, features.shape[1]))
+        ctx.save_for_backward(features, rows, indices, values)
+        return _rows_product(matrix, features)
 
     @staticmethod
     def backward(ctx, grad):
-        columns, rows, indices, values = ctx.saved_tensors
-        matrix = _csr(rows, indices, values, (len(rows) - 1, columns.shape[0]))
+        features, rows, indices, values = ctx.saved_tensors
+        shape = (len(rows) - 1, features.shape[1])
         grad = grad.contiguous()
-        grad_columns = grad_values = None
+        grad_features = grad_values = None
         if ctx.needs_input_grad[0]:
-            grad_columns = matrix.t() @ grad
+            neuron = torch.repeat_interleave(
+                torch.arange(shape[0], device=rows.device), rows.diff()
+            )
+            transposed = _sorted_csr(indices, neuron, values, shape[::-1])
+            grad_features = _transposed_product(transposed, grad)
         if ctx.needs_input_grad[3]:
-            sampled = torch.sparse.sampled_addmm(matrix, grad, columns.t(), beta=0.0)
-            grad_values = sampled.values()
-        return grad_columns, None, None, grad_values
+            matrix = _csr(rows, indices, values, shape)
+            grad_values = torch.sparse.sampled_addmm(matrix, grad, features, beta=0.0).values()
+        return grad_features, None, None, grad_values
+
+
+def _rows_product(matrix: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    """``matrix @ features.T`` (N, F) for a CSR ``matrix`` (N, K) and ``features`` (F, K),
+    ``READOUT_FRAMES`` rows at a time: the sparse kernel rereads a dense row per
+    non-zero, and a few frames' rows stay in cache (2-4x faster on a CPU than one
+    product over a whole clip)."""
+    out = features.new_empty(matrix.shape[0], features.shape[0])
+    for first in range(0, features.shape[0], READOUT_FRAMES):
+        part = features[first : first + READOUT_FRAMES]
+        out[:, first : first + READOUT_FRAMES] = matrix @ part.t().contiguous()
+    return out
+
+
+def _transposed_product(transposed: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """``(transposed @ grad).T`` (F, K) for the transposed CSR matrix (K, N) and ``grad``
+    (N, F), ``READOUT_FRAMES`` columns at a time (see ``_rows_product``)."""
+    out = grad.new_empty(grad.shape[1], transposed.shape[0])
+    for first in range(0, grad.shape[1], READOUT_FRAMES):
+        part = grad[:, first : first + READOUT_FRAMES].contiguous()
+        out[first : first + READOUT_FRAMES] = (transposed @ part).t()
+    return out
 
 
 def _linear_weights(fraction: torch.Tensor, offset: torch.Tensor, steps: torch.Tensor):
@@ -298,12 +347,8 @@ class FrozenFastEncoder(Encoder):
             self.mix_on, self.mix_off = (half.contiguous() for half in mix.chunk(2))
             self.mix_bias = encoder.mix.bias.detach().clone()
             rows, columns, values = encoder.readout_parts()
-            n_channels = encoder.feature_weights.shape[1]
             pixels = self.feature_shape[0] * self.feature_shape[1]
-            # Channels-last feature columns: pixel-major, channel-minor.
-            channel, pixel = columns // pixels, columns % pixels
-            columns = pixel * n_channels + channel
-            shape = (len(rows) - 1, n_channels * pixels)
+            shape = (len(rows) - 1, encoder.feature_weights.shape[1] * pixels)
             neuron = torch.repeat_interleave(torch.arange(shape[0]), rows.diff())
             self.readout = _sorted_csr(neuron, columns, values.detach(), shape)
             self.readout_t = _sorted_csr(columns, neuron, values.detach(), shape[::-1])
@@ -492,25 +537,13 @@ def _space_to_depth_kernel(
 
 class _FrozenReadout(torch.autograd.Function):
     """``readout @ features.T`` (N, F) for features (F, P*R), one row per frame, with the
-    frozen CSR matrix; backward to the features only, through the cached transpose.
-
-    Both products run on ``READOUT_FRAMES`` frames at a time: the sparse kernels reread a
-    dense row per non-zero, and a few frames' rows stay in cache (2-4x faster on a CPU
-    than one product over a whole clip)."""
+    frozen CSR matrix; backward to the features only, through the cached transpose."""
 
     @staticmethod
     def forward(ctx, features, readout, readout_t):
         ctx.readout_t = readout_t
-        drive = features.new_empty(readout.shape[0], features.shape[0])
-        for first in range(0, features.shape[0], READOUT_FRAMES):
-            part = features[first : first + READOUT_FRAMES]
-            drive[:, first : first + READOUT_FRAMES] = readout @ part.t().contiguous()
-        return drive
+        return _rows_product(readout, features)
 
     @staticmethod
     def backward(ctx, grad):
-        grad_features = grad.new_empty(grad.shape[1], ctx.readout_t.shape[0])
-        for first in range(0, grad.shape[1], READOUT_FRAMES):
-            part = grad[:, first : first + READOUT_FRAMES].contiguous()
-            grad_features[first : first + READOUT_FRAMES] = (ctx.readout_t @ part).t()
-        return grad_features, None, None
+        return _transposed_product(ctx.readout_t, grad.contiguous()), None, None
