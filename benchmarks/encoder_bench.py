@@ -5,17 +5,23 @@ clip through a frozen encoder for all neurons, Poisson loss, backward to the
 movie. Reports medians over repeated runs, the pass's FLOPs and the fraction
 of this machine's measured float32 matmul peak the pass reaches.
 
+Also times one training step of the plain module (as ``train_encoder`` takes it:
+forward of 4 clips x 150 frames, Poisson loss, backward to every parameter, AdamW
+step), the cost that ``movierecon train`` and ``distill`` repeat.
+
 FLOPs: the core (convolutions, forward and backward to the movie) is counted
 by torch's FlopCounterMode; the sparse readout by hand (2 x non-zeros x
 frames, once forward and once backward), because FlopCounterMode counts a
 sparse product as if it were dense. Element-wise ops are not counted. Both paths
-are credited with the plain module's FLOPs (the work to be done; the frozen path's
-block-Toeplitz temporal filter does more arithmetic for it).
+are credited with the plain module's FLOPs as written (the work to be done, with the
+strided spatial convolution; the frozen path's block-Toeplitz temporal filter and both
+paths' space-to-depth convolution do more arithmetic for it, on zeros).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import time
@@ -59,6 +65,27 @@ def one_pass(encoder: Encoder, movie, behavior, target) -> float:
     return time.perf_counter() - start
 
 
+def training_step_seconds(encoder: FastEncoder, runs: int) -> list[float]:
+    """Seconds of ``runs`` training steps (after one warm-up) on a copy of ``encoder``:
+    4 random clips x 150 frames, as ``TrainConfig``'s defaults."""
+    model = copy.deepcopy(encoder).train().requires_grad_(True)
+    g = torch.Generator().manual_seed(1)
+    movie = torch.rand(4, 150, *model.frame_shape, generator=g) * 255
+    behavior = torch.randn(4, 4, 150, generator=g)
+    responses = torch.rand(4, model.n_neurons, 150, generator=g)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    skip = model.context_frames
+    times = []
+    for _ in range(runs + 1):
+        start = time.perf_counter()
+        loss = poisson_loss(model(movie, behavior)[..., skip:], responses[..., skip:])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - start)
+    return times[1:]
+
+
 def pass_flops(encoder: Encoder, movie: torch.Tensor) -> tuple[int, int]:
     """(total, readout) FLOPs of one forward+backward pass, summed over ensemble members."""
     total = readout = 0
@@ -66,7 +93,7 @@ def pass_flops(encoder: Encoder, movie: torch.Tensor) -> tuple[int, int]:
         if not isinstance(member, FastEncoder):
             raise SystemExit(f"FLOP counting supports FastEncoder members, not {member}")
         with FlopCounterMode(display=False) as counter:
-            member.features(movie).sum().backward()
+            member.features(movie, strided=True).sum().backward()
         frames = movie.shape[1]
         member_readout = 2 * 2 * member.readout_matrix()._nnz() * frames
         total += counter.get_total_flops() + member_readout
@@ -143,6 +170,11 @@ def main() -> None:
         print(f"achieved: {flops / median / 1e9:.1f} GFLOP/s = {flops / median / peak:.1%} of peak")
     ratio = statistics.median(plain / fast for plain, fast in zip(*passes.values(), strict=True))
     print(f"speed-up of the reconstruction path (median of per-run ratios): {ratio:.2f}x")
+    steps = training_step_seconds(members[0], args.runs)
+    print(
+        f"## training step (one member, 4 clips x 150 frames, AdamW; median of {args.runs}): "
+        f"{statistics.median(steps):.3f} s (all: {', '.join(f'{t:.3f}' for t in steps)})"
+    )
 
 
 if __name__ == "__main__":

@@ -292,3 +292,39 @@ def test_block_readout_without_block_weights_is_the_point_readout():
 def test_bad_readout_blocks_are_refused(kwargs, message):
     with pytest.raises(MovieReconError, match=message):
         FastEncoder(FastEncoderConfig(**kwargs), np.arange(3))
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        FastEncoderConfig(),  # the sample ensemble's architecture
+        FastEncoderConfig(frame_shape=(36, 63), spatial_kernel=7, stride=3, readout_block=3),
+        FastEncoderConfig(frame_shape=(20, 28), spatial_kernel=5, temporal_channels=8),
+    ],
+)
+def test_space_to_depth_convolution_trains_like_the_strided_one(config):
+    """Training's module runs its strided spatial convolution as a stride-1 one on
+    space-to-depth frames: the same features and the same gradient for every core
+    parameter as the convolution as written."""
+    results = []
+    for strided in (False, True):
+        torch.manual_seed(0)
+        encoder = FastEncoder(config, np.arange(5))
+        rng = torch.Generator().manual_seed(1)
+        movie = torch.rand(2, 40, *config.frame_shape, generator=rng) * 255
+        features = encoder.features(movie, strided=strided)
+        weights = torch.randn(features.shape, generator=rng)
+        (features * weights).sum().backward()
+        grads = {k: p.grad for k, p in encoder.named_parameters() if p.grad is not None}
+        results.append((features.detach(), grads))
+    (fast, fast_grads), (strided, strided_grads) = results
+
+    def relative_error(a, b):  # of the largest entry: a gradient sums many products
+        return float((a - b).abs().max() / b.abs().max())
+
+    assert relative_error(fast, strided) < 1e-5
+    assert set(strided_grads) == {
+        f"{m}.{p}" for m in ("temporal", "spatial", "mix") for p in ("weight", "bias")
+    }
+    for name, grad in strided_grads.items():
+        assert relative_error(fast_grads[name], grad) < 1e-4, name

@@ -133,15 +133,17 @@ class FastEncoder(Encoder):
         self.register_buffer("behavior_mean", torch.as_tensor(mean, dtype=torch.float32))
         self.register_buffer("behavior_std", torch.as_tensor(std, dtype=torch.float32))
 
-    def features(self, movie: torch.Tensor) -> torch.Tensor:
-        """Core output (B, T, h, w, R), channels last, for a movie (B, T, H, W) in 0..255."""
+    def features(self, movie: torch.Tensor, strided: bool = False) -> torch.Tensor:
+        """Core output (B, T, h, w, R), channels last, for a movie (B, T, H, W) in 0..255.
+        ``strided``: the spatial convolution as written, strided (the same numbers up
+        to float rounding, slower; the work the benchmarks count)."""
         b, t, height, width = movie.shape
         x = (movie - GRAY_LEVEL) / CONTRAST_SCALE
         x = F.pad(x, (0, 0, 0, 0, self.context_frames, 0))  # causal: gray before the clip
         # Temporal filtering as a 1-D convolution per pixel (much faster on CPU
         # than a (k, 1, 1) 3-D convolution), then spatial filtering per frame.
         pixels = x.permute(0, 2, 3, 1).reshape(b * height * width, 1, -1)
-        h = self._spatial(self.temporal(pixels).reshape(b, height, width, -1, t))
+        h = self._spatial(self.temporal(pixels).reshape(b, height, width, -1, t), strided)
         y = h.permute(0, 2, 3, 1).reshape(-1, h.shape[1])  # (B*T*h*w, C)
         # The 1x1 mix of [ON, OFF] as two products: no concatenated copy to slice in
         # the backward.
@@ -149,7 +151,7 @@ class FastEncoder(Encoder):
         mixed = torch.addmm(self.mix.bias, F.elu(y), on).addmm(F.elu(-y), off)
         return F.elu(mixed).reshape(b, t, *h.shape[2:], -1)
 
-    def _spatial(self, h: torch.Tensor) -> torch.Tensor:
+    def _spatial(self, h: torch.Tensor, strided: bool = False) -> torch.Tensor:
         """The spatial filter bank (B*T, C, h, w) on the temporal filters' output
         (B, H, W, C_t, T). Where the frame shape and padding allow, the strided
         convolution runs as a stride-1 one on space-to-depth frames (the layout of
@@ -158,7 +160,7 @@ class FastEncoder(Encoder):
         b, height, width, channels, t = h.shape
         s = self.config.stride
         unshuffled = None
-        if height % s == 0 and width % s == 0:
+        if height % s == 0 and width % s == 0 and not strided:
             unshuffled = _space_to_depth_kernel(self.spatial.weight, s, self.spatial.padding[0])
         if unshuffled is None:
             return self.spatial(h.permute(0, 4, 3, 1, 2).reshape(b * t, channels, height, width))
