@@ -190,21 +190,21 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     """--epochs, --max-train-trials, --readout-block and --temporal-channels of encoder
     training."""
     parser.add_argument(
-        "--epochs", type=positive_int, default=None, help="at most this many (default 12)"
+        "--epochs", type=positive_int, default=None, help="at most this many (default 20)"
     )
     parser.add_argument("--max-train-trials", type=positive_int, default=None)
     parser.add_argument(
         "--readout-block",
         type=seed_int,
-        default=0,
-        help="FastEncoder readout: 0 = one point per neuron (default); k >= 2 = also free "
-        "weights on a k x k block of feature-map pixels around it (docs/encoders.md)",
+        default=None,
+        help="FastEncoder readout: 0 = one point per neuron; k >= 2 = also free weights on "
+        "a k x k block of feature-map pixels around it (default 3; docs/encoders.md)",
     )
     parser.add_argument(
         "--temporal-channels",
         type=positive_int,
         default=None,
-        help="FastEncoder core: number of causal temporal filters (default 4)",
+        help="FastEncoder core: number of causal temporal filters (default 8)",
     )
 
 
@@ -328,8 +328,9 @@ def train_members(args: argparse.Namespace, train_one: Callable, kind: str, vers
     from napari_movierecon.encoders.fast import FastEncoderConfig
     from napari_movierecon.encoders.train import TrainConfig
 
-    core = {} if args.temporal_channels is None else {"temporal_channels": args.temporal_channels}
-    model_config = FastEncoderConfig(readout_block=args.readout_block, **core)  # checked now
+    chosen_core = {"readout_block": args.readout_block, "temporal_channels": args.temporal_channels}
+    core = {name: value for name, value in chosen_core.items() if value is not None}
+    model_config = FastEncoderConfig(**core)  # checked now
     members, records = [], []
     for k in range(args.members):
         chosen = {} if args.epochs is None else {"epochs": args.epochs}

@@ -10,6 +10,7 @@ import struct
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import save_file
 
 from napari_movierecon.encoders.checkpoint import (
@@ -23,7 +24,14 @@ from napari_movierecon.encoders.ensemble import Ensemble
 from napari_movierecon.encoders.fast import FastEncoder, FastEncoderConfig
 from napari_movierecon.errors import CheckpointError
 
-CONFIG = FastEncoderConfig(frame_shape=(12, 20), kernel_frames=5, channels=4, readout_channels=4)
+CONFIG = FastEncoderConfig(
+    frame_shape=(12, 20),
+    kernel_frames=5,
+    temporal_channels=4,
+    channels=4,
+    readout_channels=4,
+    readout_block=0,
+)
 RECORD = {"recording": "test", "seconds": 1.5, "validation_correlation_mean": 0.3}
 
 
@@ -58,6 +66,21 @@ def test_round_trip_gives_identical_predictions(tmp_path, config):
     assert loaded.config == config
     assert loaded.record == RECORD
     assert not any(p.requires_grad for p in loaded.parameters())
+
+
+def test_checkpoints_from_before_the_block_readout_open_as_point_readouts(tmp_path):
+    encoder = make_encoder()
+    path = save_encoder(encoder, tmp_path / "enc.safetensors", RECORD)
+    with safe_open(path, "pt") as f:
+        tensors = {name: f.get_tensor(name) for name in f.keys()}
+        metadata = f.metadata()
+    record = json.loads(metadata["movierecon"])
+    del record["config"]["readout_block"]  # as written before the option existed
+    old = tmp_path / "old.safetensors"
+    save_file(tensors, str(old), metadata={**metadata, "movierecon": json.dumps(record)})
+    loaded = load_encoder(old)
+    assert loaded.config.readout_block == 0
+    assert torch.equal(predict(loaded), predict(encoder))
 
 
 def test_refuses_to_overwrite_unless_asked(tmp_path):

@@ -38,7 +38,8 @@ TINY = MouseSpec(
     n_frames=90,
     calibration_clips=2,
 )
-SMALL = FastEncoderConfig(channels=8, readout_channels=8)
+# point readouts: a block readout's 144 weights per neuron need more than 10 clips
+SMALL = FastEncoderConfig(temporal_channels=4, channels=8, readout_channels=8, readout_block=0)
 QUICK = TrainConfig(
     epochs=8, batch_clips=2, crop_frames=60, learning_rate=0.03, warmup_steps=4, position_trials=12
 )
@@ -52,7 +53,7 @@ def recording() -> SimulatedRecording:
 @pytest.fixture(scope="module")
 def teacher(recording) -> FastEncoder:
     """A tiny teacher of another size than the student, trained on the mouse."""
-    config = FastEncoderConfig(channels=4, readout_channels=4)
+    config = FastEncoderConfig(temporal_channels=4, channels=4, readout_channels=4, readout_block=0)
     model, _ = train_encoder(recording, config, replace(QUICK, epochs=4, seed=3))
     return model
 

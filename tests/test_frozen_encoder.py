@@ -71,11 +71,13 @@ def test_frozen_path_matches_the_plain_module(config):
 
 
 def test_temporal_adjoint_is_the_temporal_filters_gradient():
-    frozen = FrozenFastEncoder(random_encoder(FastEncoderConfig(kernel_frames=9)))
+    config = FastEncoderConfig(kernel_frames=9)
+    frozen = FrozenFastEncoder(random_encoder(config))
     rng = torch.Generator().manual_seed(3)
     movie = (torch.rand(3, 8 + 70, 36, 64, generator=rng) * 255).requires_grad_(True)
     filtered = frozen.temporal_stage(movie, with_context=True)
-    assert filtered.shape == (3, 70, 4 * 2 * 2, 18, 32)  # space-to-depth frames
+    space_to_depth = (3, 70, config.temporal_channels * 2 * 2, 18, 32)
+    assert filtered.shape == space_to_depth
     grad = torch.randn(filtered.shape, generator=rng)
     (expected,) = torch.autograd.grad((filtered * grad).sum(), movie)
     assert relative_error(frozen.temporal_adjoint(grad), expected) < 1e-5

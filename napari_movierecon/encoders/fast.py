@@ -51,13 +51,13 @@ class FastEncoderConfig:
 
     frame_shape: tuple[int, int] = (36, 64)
     kernel_frames: int = 18
-    temporal_channels: int = 4
+    temporal_channels: int = 8
     channels: int = 16
     spatial_kernel: int = 9
     stride: int = 2
     readout_channels: int = 16
     # 0: point readout only; k >= 2: plus free per-neuron weights on a k x k block
-    readout_block: int = 0
+    readout_block: int = 3
 
     def __post_init__(self) -> None:
         for name in (
@@ -79,7 +79,9 @@ class FastEncoderConfig:
 
     @classmethod
     def from_json(cls, data: dict) -> FastEncoderConfig:
-        return cls(**{**data, "frame_shape": tuple(data["frame_shape"])})
+        # records written before the block readout existed have point readouts
+        data = {"readout_block": 0, **data, "frame_shape": tuple(data["frame_shape"])}
+        return cls(**data)
 
 
 class FastEncoder(Encoder):

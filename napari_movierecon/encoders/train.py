@@ -31,7 +31,7 @@ class TrainConfig:
     """Optimisation hyperparameters (stored in every checkpoint's record)."""
 
     seed: int = 0
-    epochs: int = 12
+    epochs: int = 20
     batch_clips: int = 4
     crop_frames: int = 150
     learning_rate: float = 0.01
