@@ -60,13 +60,18 @@ class CostGate(QLabel):
     @staticmethod
     def gates(encoder) -> bool:
         """Whether runs of ``encoder`` wait for their estimate: DwiseNeuro (window
-        encoders, hours per clip at full size) and any encoder of at least
+        encoders, hours per clip at full size) and any other encoder of at least
         ``MEASURE_AT_ONCE_BELOW`` parameters. Our FastEncoder runs start at once (Run
-        returns to the event loop; the job is built in the run's worker)."""
+        returns to the event loop; the job is built in the run's worker) whatever their
+        size: their parameters are mostly per-neuron readout weights, cheap to apply."""
         from napari_movierecon.encoders.dwiseneuro import DwiseNeuroEncoder
+        from napari_movierecon.encoders.fast import FastEncoder
 
-        if any(isinstance(member, DwiseNeuroEncoder) for member in members_of(encoder)):
+        members = members_of(encoder)
+        if any(isinstance(member, DwiseNeuroEncoder) for member in members):
             return True
+        if all(isinstance(member, FastEncoder) for member in members):
+            return False
         return sum(p.numel() for p in encoder.parameters()) >= MEASURE_AT_ONCE_BELOW
 
     def allows(self, job) -> bool:

@@ -227,3 +227,14 @@ def test_removing_a_run_frees_its_layers(ready, qtbot):
     assert second.movie_layer.translate[-2] == 0
     gc.collect()
     assert gone() is None
+
+
+def test_fast_encoders_start_at_once_whatever_their_size():
+    """The sample ensemble's block readouts make it larger than the size above which
+    other encoders wait for a cost estimate; a FastEncoder run still starts at once."""
+    from napari_movierecon._napari.cost_confirm import MEASURE_AT_ONCE_BELOW, CostGate
+    from napari_movierecon.sources import open_encoder
+
+    sample = open_encoder("sample")
+    assert sum(p.numel() for p in sample.parameters()) >= MEASURE_AT_ONCE_BELOW
+    assert not CostGate.gates(sample)
