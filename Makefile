@@ -16,18 +16,24 @@ lint: setup
 figures: setup
 	.venv/bin/movierecon figures --out docs/figures
 
-screenshots: setup
-	mkdir -p bench_out
-	test -f bench_out/coverage_mask.safetensors || .venv/bin/movierecon mask --recording sample \
-		--encoder sample --method coverage --out bench_out/coverage_mask.safetensors
+# Masks are estimated with the sample ensemble: remade when its members change.
+SAMPLE_ENCODER := $(wildcard napari_movierecon/sample_data/encoder/member_*.safetensors)
+
+screenshots: setup bench_out/coverage_mask.safetensors
 	.venv/bin/python scripts/screenshots.py --out docs/figures --mask bench_out/coverage_mask.safetensors \
 		$(if $(wildcard bench_out/probe_noise/probe.json),--probe bench_out/probe_noise)
 
-# The reference's masks, estimated on training trials only (~1 min).
-bench_out/mask.safetensors:
+# The reference's masks, estimated on training trials only (~2 min).
+bench_out/mask.safetensors: $(SAMPLE_ENCODER)
 	$(MAKE) setup
 	mkdir -p bench_out
-	.venv/bin/movierecon mask --recording sample --encoder sample --out $@
+	.venv/bin/movierecon mask --recording sample --encoder sample --out $@ --overwrite
+
+bench_out/coverage_mask.safetensors: $(SAMPLE_ENCODER)
+	$(MAKE) setup
+	mkdir -p bench_out
+	.venv/bin/movierecon mask --recording sample --encoder sample --method coverage --out $@ \
+		--overwrite
 
 # ~70 min on 2 cores (DwiseNeuro's cost ~3-5 min, the batch benchmark ~10 min, bauer2025's
 # speed-up ~5 min, the probes with the oracle ~15 min (noise, 3 seeds: ~10 min; gratings
@@ -35,6 +41,7 @@ bench_out/mask.safetensors:
 # ~20-25 min alone (1,800 steps), then its evaluation and 10 `fast` runs ~1-2 min).
 bench: setup bench_out/mask.safetensors
 	.venv/bin/python -m benchmarks.insilico_bench
+	.venv/bin/python -m benchmarks.encoder_groups --encoders sample=sample
 	.venv/bin/python -m benchmarks.encoder_bench --encoder napari_movierecon/sample_data/encoder/member_0.safetensors
 	.venv/bin/python -m benchmarks.bauer2025_speed_bench --iterations 20 --repeats 3 --mask bench_out/mask.safetensors
 	.venv/bin/python -m benchmarks.reconstruct_bench --presets fast --encoders ensemble,oracle --clips 5 \

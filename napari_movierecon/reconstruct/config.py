@@ -252,7 +252,9 @@ class ReconstructionConfig:
 # still, reached masked correlation 0.524 at iteration 2 against 0.449 (0.5 only
 # at iteration 4), 0.798 against 0.776 at 16 and the same at 32 (0.839 vs 0.838);
 # a 1-step warm-up (first step still) was in between, a step of 8000 or 12000
-# without warm-up within 0.002 at 32. On the 5 test clips see
+# without warm-up within 0.002 at 32. Re-checked the same way with the sample
+# ensemble of 2026-12-03 (3 x 3 block readout): all five within 0.002 at 32
+# (0.851-0.853), this one first to 0.5 (iteration 2). On the 5 test clips see
 # docs/reconstruction.md.
 PRESETS: dict[str, ReconstructionConfig] = {
     "bauer2025": ReconstructionConfig(),
