@@ -35,10 +35,11 @@ bench_out/coverage_mask.safetensors: $(SAMPLE_ENCODER)
 	.venv/bin/movierecon mask --recording sample --encoder sample --method coverage --out $@ \
 		--overwrite
 
-# ~70 min on 2 cores (DwiseNeuro's cost ~3-5 min, the batch benchmark ~10 min, bauer2025's
-# speed-up ~5 min, the probes with the oracle ~15 min (noise, 3 seeds: ~10 min; gratings
-# ~3-4 min), the stopping rule on validation and test clips ~3 min; distilling one student
-# ~20-25 min alone (1,800 steps), then its evaluation and 10 `fast` runs ~1-2 min).
+# ~1.5-2 h on 2 cores (measured 2026-12-03: the masks ~2 min, the reconstruction benchmark
+# ~4-5 min, napari ~6 min, DwiseNeuro's cost ~3-5 min, the batch benchmark ~3-4 min,
+# bauer2025's speed-up ~5 min, the probes with the oracle ~11 min (noise, 3 seeds: ~8 min;
+# gratings ~3 min), the stopping rule on validation and test clips ~3 min; distilling one
+# student ~45-50 min alone (3,000 steps), then its evaluation and 10 `fast` runs ~2 min).
 bench: setup bench_out/mask.safetensors
 	.venv/bin/python -m benchmarks.insilico_bench
 	.venv/bin/python -m benchmarks.encoder_groups --encoders sample=sample
