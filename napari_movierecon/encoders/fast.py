@@ -162,8 +162,10 @@ class FastEncoder(Encoder):
         b, height, width, channels, t = h.shape
         s = self.config.stride
         unshuffled = None
-        if height % s == 0 and width % s == 0 and not strided:
-            unshuffled = _space_to_depth_kernel(self.spatial.weight, s, self.spatial.padding[0])
+        if not strided:
+            unshuffled = _space_to_depth_kernel(
+                self.spatial.weight, s, self.spatial.padding[0], (height, width)
+            )
         if unshuffled is None:
             return self.spatial(h.permute(0, 4, 3, 1, 2).reshape(b * t, channels, height, width))
         kernel, padding = unshuffled
@@ -246,10 +248,7 @@ class _ReadoutProduct(torch.autograd.Function):
         grad = grad.contiguous()
         grad_features = grad_values = None
         if ctx.needs_input_grad[0]:
-            neuron = torch.repeat_interleave(
-                torch.arange(shape[0], device=rows.device), rows.diff()
-            )
-            transposed = _sorted_csr(indices, neuron, values, shape[::-1])
+            transposed = _sorted_csr(indices, _entry_rows(rows), values, shape[::-1])
             grad_features = _transposed_product(transposed, grad)
         if ctx.needs_input_grad[3]:
             matrix = _csr(rows, indices, values, shape)
@@ -285,6 +284,11 @@ def _linear_weights(fraction: torch.Tensor, offset: torch.Tensor, steps: torch.T
     fraction = fraction.clamp(0, 1)[:, None]
     at = steps[None, :] - offset[:, None]
     return torch.where(at == 0, 1 - fraction, torch.where(at == 1, fraction, 0.0))
+
+
+def _entry_rows(rows: torch.Tensor) -> torch.Tensor:
+    """The row of each stored entry of a CSR matrix, from its row pointers (N + 1,)."""
+    return torch.repeat_interleave(torch.arange(len(rows) - 1, device=rows.device), rows.diff())
 
 
 def _csr(rows, indices, values, shape) -> torch.Tensor:
@@ -331,10 +335,10 @@ class FrozenFastEncoder(Encoder):
             spatial = encoder.spatial.weight.detach()
             self.spatial_bias = encoder.spatial.bias.detach().clone()
             self.spatial_padding = encoder.config.spatial_kernel // 2
-            unshuffled = _space_to_depth_kernel(spatial, self.stride, self.spatial_padding)
-            self.unshuffle = (
-                unshuffled is not None and height % self.stride == 0 and width % self.stride == 0
+            unshuffled = _space_to_depth_kernel(
+                spatial, self.stride, self.spatial_padding, self.frame_shape
             )
+            self.unshuffle = unshuffled is not None
             self.pixel_order = self.pixel_position = None
             if self.unshuffle:
                 self.spatial_weight, self.unshuffled_padding = unshuffled
@@ -353,7 +357,7 @@ class FrozenFastEncoder(Encoder):
             rows, columns, values = encoder.readout_parts()
             pixels = self.feature_shape[0] * self.feature_shape[1]
             shape = (len(rows) - 1, encoder.feature_weights.shape[1] * pixels)
-            neuron = torch.repeat_interleave(torch.arange(shape[0]), rows.diff())
+            neuron = _entry_rows(rows)
             self.readout = _sorted_csr(neuron, columns, values.detach(), shape)
             self.readout_t = _sorted_csr(columns, neuron, values.detach(), shape[::-1])
             self.readout_bias = encoder.bias.detach().clone()
@@ -514,14 +518,17 @@ class _TemporalFilter(torch.autograd.Function):
 
 
 def _space_to_depth_kernel(
-    weight: torch.Tensor, stride: int, padding: int
+    weight: torch.Tensor, stride: int, padding: int, frame_shape: tuple[int, int]
 ) -> tuple[torch.Tensor, int] | None:
     """The kernel (O, C*s*s, k', k') and padding of the stride-1 convolution on
-    ``pixel_unshuffle(x, s)`` equal to ``conv2d(x, weight, stride=s, padding=padding)``,
-    or None when that convolution would need uneven padding.
+    ``pixel_unshuffle(x, s)`` equal to ``conv2d(x, weight, stride=s, padding=padding)``
+    for frames of ``frame_shape`` (H, W), or None when the frames do not split into
+    s x s blocks or that convolution would need uneven padding.
 
     Tap k of the strided kernel reads input offset k - padding = s*m + p (phase p,
     step m); the new kernel holds, per phase, the taps of steps m_min..m_max."""
+    if frame_shape[0] % stride or frame_shape[1] % stride:
+        return None
     size = weight.shape[-1]
     m_min = -padding // stride  # floor(-padding / stride)
     m_max = (size - 1 - padding) // stride
