@@ -13,8 +13,8 @@ Markdown table and a PNG of correlation against wall time (the final scores,
 and each preset's mean correlation during the run) to ``--out``, and every
 finished run (with its correlation at each snapshot) to ``--out``/runs.jsonl;
 ``--resume`` reuses the runs already there with the same settings (a bauer2025
-clip takes ~52-60 min on 2 cores, so its 5 clips can be spread over several
-sessions). The code's version is not part of those settings: after changing
+clip takes ~12-14 min on 2 cores with the sample ensemble, so its 5 clips can be
+spread over several sessions). The code's version is not part of those settings: after changing
 the engine, use a new ``--out``.
 
     python -m benchmarks.reconstruct_bench --presets fast --clips 5 --fractions 0.125,0.25,0.5,1

@@ -5,8 +5,8 @@ neurons: without the rule (its correlation at every snapshot: the best the run r
 which only ground truth can pick, and its final one) and with it (the movie it chose,
 the iteration it chose and the one it stopped at). Mask as in reconstruct_bench: the
 RF-coverage mask, or ``--mask FILE`` (estimated on training trials) for update and
-scoring. ``--iterations``/``--members`` shorten a preset (bauer2025's full run is ~55 min
-per clip on 2 cores); the table says what ran.
+scoring. ``--iterations``/``--members`` shorten a preset (bauer2025's full run is ~12-14
+min per clip on 2 cores with the sample ensemble); the table says what ran.
 
 Two tiers, never mixed:
 
