@@ -1,5 +1,5 @@
 # The README's two commands: `make run` and `make test`. Both set up first.
-.PHONY: setup run test lint bench bench-bauer2025 figures screenshots
+.PHONY: setup run test lint bench bench-bauer2025 bench-cuda figures screenshots
 
 setup:
 	@bash scripts/setup.sh
@@ -70,3 +70,9 @@ bench-bauer2025: setup bench_out/mask.safetensors
 	.venv/bin/python -m benchmarks.stopping_bench --presets bauer2025 --iterations 200 \
 		--members 1 --tier final_test_main --clips 5 --fraction 0.1 --patience 30 \
 		--out bench_out/stopping_bauer --resume
+
+# The speed benchmarks on a CUDA GPU (benchmarks/cuda.sh; ~6 min on one H200). The
+# project never needs a GPU; where the machine's own Python holds a CUDA build of torch,
+# `make bench-cuda PYTHON=python3` uses it instead of .venv's.
+bench-cuda: bench_out/mask.safetensors
+	PYTHON=$(or $(PYTHON),.venv/bin/python) bash benchmarks/cuda.sh

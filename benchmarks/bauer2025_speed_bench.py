@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from napari_movierecon.cli import device_name
 from napari_movierecon.encoders.base import behavior_input
-from napari_movierecon.insilico.simulate import SimulatedRecording
 from napari_movierecon.reconstruct.config import preset
 from napari_movierecon.reconstruct.engine import reconstruct
 from napari_movierecon.reconstruct.masks.file import cut_masks
-from napari_movierecon.sources import open_encoder
+from napari_movierecon.sources import open_encoder, open_recording
 
 PATHS = {
     "frozen encoder, windows share frames": True,
@@ -68,14 +68,20 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--mask", type=Path, default=None, help="mask file (movierecon mask)")
+    parser.add_argument("--device", type=device_name, default="cpu", help="cpu or cuda")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    recording = SimulatedRecording()
+    recording = open_recording("sample")
     trial_index = int(recording.trials_in("final_test_main")[0])
     trial = recording.trial(trial_index)
     encoder = open_encoder("sample")
-    config = preset("bauer2025", iterations=args.iterations, snapshot_every=args.iterations)
+    config = preset(
+        "bauer2025",
+        iterations=args.iterations,
+        snapshot_every=args.iterations,
+        device=args.device,
+    )
     update_mask = eval_mask = None
     if args.mask is not None:
         update_mask, eval_mask, _ = cut_masks(args.mask, config, recording.frame_shape)
@@ -91,13 +97,13 @@ def main() -> None:
     shared, alone = (finals[name] for name in PATHS)
     print(
         f"# bauer2025, {args.iterations} iterations, test clip {trial_index}, sample ensemble "
-        f"({len(encoder)} members), {args.threads} torch threads, "
+        f"({len(encoder)} members), {args.device}, {args.threads} torch threads, "
         f"{'mask ' + str(args.mask) if args.mask else 'no mask'}"
     )
     for name in PATHS:
-        times = ", ".join(f"{t:.2f}" for t in seconds[name])
+        times = ", ".join(f"{t:.3g}" for t in seconds[name])
         print(
-            f"{name}: {statistics.median(seconds[name]):.2f} s per iteration "
+            f"{name}: {statistics.median(seconds[name]):.3g} s per iteration "
             f"(median of {args.repeats}: {times}); masked correlation "
             f"{finals[name].pixel_correlation:.4f}; encoder frames {finals[name].encoder_frames:,}"
         )

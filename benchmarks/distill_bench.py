@@ -30,10 +30,9 @@ from napari_movierecon.encoders.distill import distill_encoder
 from napari_movierecon.encoders.evaluate import evaluate_encoders
 from napari_movierecon.encoders.train import TrainConfig
 from napari_movierecon.insilico.figures import COVERAGE_MIN_FRACTION, coverage_map
-from napari_movierecon.insilico.simulate import SimulatedRecording
 from napari_movierecon.reconstruct.config import preset
 from napari_movierecon.reconstruct.masks.file import cut_masks
-from napari_movierecon.sources import open_encoder
+from napari_movierecon.sources import open_encoder, open_recording
 
 
 def agreement(student, teacher, recording, indices) -> float:
@@ -63,7 +62,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench_out/distill"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    recording = SimulatedRecording()
+    recording = open_recording("sample")
     teacher = open_encoder("sample")
     started = time.perf_counter()
     if args.student is None:

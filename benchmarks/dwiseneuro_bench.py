@@ -1,4 +1,5 @@
-"""DwiseNeuro's cost on this machine (``make bench``; ~3-5 min on 2 CPU cores).
+"""DwiseNeuro's cost on this machine (``make bench``; ~3-5 min on 2 CPU cores; ``--device
+cuda`` measures the passes and the estimates on a GPU).
 
 Speed only: the full-size architecture (the published ``true_batch_001`` kwargs, one
 readout of mouse 0's 7863 neurons) with random weights. Reports, with ``--threads``
@@ -30,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from napari_movierecon.cli import device_name
 from napari_movierecon.encoders.argus_checkpoint import PUBLISHED_READOUTS
 from napari_movierecon.encoders.dwiseneuro import DwiseNeuroConfig, DwiseNeuroEncoder
 from napari_movierecon.encoders.ensemble import Ensemble
@@ -67,19 +69,25 @@ def full_size_encoder(mouse: int = 0) -> DwiseNeuroEncoder:
     return encoder.eval().requires_grad_(False)
 
 
-def median_seconds(run, repeats: int) -> float:
-    run()  # warm-up
-    times = []
-    for _ in range(repeats):
+def median_seconds(run, repeats: int, device: torch.device) -> float:
+    """Median seconds of ``run()`` after a warm-up, its work on ``device`` finished."""
+
+    def timed() -> float:
         start = time.perf_counter()
         run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - start
+
+    timed()  # warm-up
+    return statistics.median(timed() for _ in range(repeats))
 
 
 def window_timings(encoder: DwiseNeuroEncoder, repeats: int) -> dict[str, float]:
-    """Seconds: forward of one window, forward + backward to the input."""
-    window = torch.rand(1, 5, 16, 64, 64) * 255
+    """Seconds: forward of one window, forward + backward to the input (on the
+    encoder's device)."""
+    device = next(encoder.parameters()).device
+    window = (torch.rand(1, 5, 16, 64, 64) * 255).to(device)
 
     def forward():
         with torch.no_grad():
@@ -90,20 +98,22 @@ def window_timings(encoder: DwiseNeuroEncoder, repeats: int) -> dict[str, float]
         torch.autograd.grad(encoder.net(x).sum(), x)
 
     return {
-        "forward_s": median_seconds(forward, repeats),
-        "forward_backward_s": median_seconds(forward_backward, repeats),
+        "forward_s": median_seconds(forward, repeats, device),
+        "forward_backward_s": median_seconds(forward_backward, repeats, device),
     }
 
 
-def clip_costs(encoder: DwiseNeuroEncoder) -> dict[str, object]:
-    """Cost estimate per preset of a 300-frame clip for a 7-member ensemble."""
+def clip_costs(encoder: DwiseNeuroEncoder, device: str) -> dict[str, object]:
+    """Cost estimate per preset of a 300-frame clip for a 7-member ensemble on ``device``."""
     rng = np.random.default_rng(0)
     responses = rng.gamma(1.5, 1.0, (encoder.n_neurons, CLIP_FRAMES)).astype(np.float32)
     behavior = rng.normal(0, 1, (4, CLIP_FRAMES)).astype(np.float32)
     ensemble = Ensemble([encoder] * MEMBERS)
     neurons = np.arange(encoder.n_neurons)
     return {
-        name: estimate_reconstruction_cost(ensemble, responses, neurons, behavior, config)
+        name: estimate_reconstruction_cost(
+            ensemble, responses, neurons, behavior, config.replace(device=device)
+        )
         for name, config in PRESETS.items()
         if name in ("bauer2025", "fast_window")
     }
@@ -211,6 +221,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", type=device_name, default="cpu", help="cpu or cuda")
     parser.add_argument("--open", default=None, help=argparse.SUPPRESS)  # the child process
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -218,14 +229,15 @@ def main() -> None:
         open_and_report(args.open)
         return
     retain_freed_memory()  # as the engine does for a run
-    print(f"DwiseNeuro cost, torch {torch.__version__}, {args.threads} threads, CPU")
-    encoder = full_size_encoder()
+    where = torch.cuda.get_device_name(args.device) if args.device != "cpu" else "CPU"
+    print(f"DwiseNeuro cost, torch {torch.__version__}, {args.threads} threads, {where}")
+    encoder = full_size_encoder().to(args.device)
     parameters = sum(p.numel() for p in encoder.parameters())
     timings = window_timings(encoder, args.repeats)
     print(
         f"full size, one readout ({encoder.n_neurons} neurons, {parameters / 1e6:.1f} M "
-        f"parameters), median of {args.repeats}: forward {timings['forward_s']:.2f} s, "
-        f"forward+backward {timings['forward_backward_s']:.2f} s per 16-frame window"
+        f"parameters), median of {args.repeats}: forward {timings['forward_s']:.3g} s, "
+        f"forward+backward {timings['forward_backward_s']:.3g} s per 16-frame window"
     )
     memory = opening_memory()
     print(
@@ -237,12 +249,12 @@ def main() -> None:
         f"for {memory['kept_weights_mb']:.0f} MB of kept weights, {memory['open_s']:.1f} s"
     )
     print(f"estimated time per {CLIP_FRAMES}-frame clip, {MEMBERS} members (one pass measured):")
-    report_costs("full size", clip_costs(encoder))
+    report_costs("full size", clip_costs(encoder, args.device))
     if FIXTURE.is_dir():
         from napari_movierecon.encoders.argus_checkpoint import load_argus_encoder
 
         tiny = load_argus_encoder(FIXTURE / "model-017-0.290000.pth", mouse=0)
-        report_costs("fixture  ", clip_costs(tiny))
+        report_costs("fixture  ", clip_costs(tiny, args.device))
 
 
 if __name__ == "__main__":

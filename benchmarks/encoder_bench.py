@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from napari_movierecon.cli import device_name
 from napari_movierecon.encoders.base import Encoder
 from napari_movierecon.encoders.checkpoint import load_encoder
 from napari_movierecon.encoders.ensemble import Ensemble
@@ -37,14 +38,23 @@ from napari_movierecon.encoders.fast import FastEncoder, FastEncoderConfig, Froz
 from napari_movierecon.encoders.train import poisson_loss
 
 
-def matmul_peak(size: int = 2048, repeats: int = 7) -> float:
-    """Measured float32 GEMM throughput (FLOP/s), median of ``repeats``."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def finished(device: torch.device) -> None:
+    """Wait for the work queued on ``device`` (CUDA runs asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak(device: torch.device, size: int = 2048, repeats: int = 7) -> float:
+    """Measured float32 GEMM throughput (FLOP/s) on ``device``, median of ``repeats``
+    (torch's default precision there: on CUDA, no TF32 unless the process allowed it)."""
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
     a @ b
     times = []
     for _ in range(repeats):
+        finished(device)
         start = time.perf_counter()
         a @ b
+        finished(device)
         times.append(time.perf_counter() - start)
     return 2 * size**3 / statistics.median(times)
 
@@ -57,31 +67,35 @@ def clip_inputs(frames: int, frame_shape: tuple[int, int]) -> tuple[torch.Tensor
 
 
 def one_pass(encoder: Encoder, movie, behavior, target) -> float:
-    """Forward + loss + backward to the movie; seconds."""
+    """Forward + loss + backward to the movie; seconds (its device's work finished)."""
+    finished(movie.device)
     start = time.perf_counter()
     movie.grad = None
     loss = poisson_loss(encoder(movie, behavior), target)
     loss.backward()
+    finished(movie.device)
     return time.perf_counter() - start
 
 
-def training_step_seconds(encoder: FastEncoder, runs: int) -> list[float]:
+def training_step_seconds(encoder: FastEncoder, runs: int, device: torch.device) -> list[float]:
     """Seconds of ``runs`` training steps (after one warm-up) on a copy of ``encoder``:
     4 random clips x 150 frames, as ``TrainConfig``'s defaults."""
     model = copy.deepcopy(encoder).train().requires_grad_(True)
     g = torch.Generator().manual_seed(1)
-    movie = torch.rand(4, 150, *model.frame_shape, generator=g) * 255
-    behavior = torch.randn(4, 4, 150, generator=g)
-    responses = torch.rand(4, model.n_neurons, 150, generator=g)
+    movie = (torch.rand(4, 150, *model.frame_shape, generator=g) * 255).to(device)
+    behavior = torch.randn(4, 4, 150, generator=g).to(device)
+    responses = torch.rand(4, model.n_neurons, 150, generator=g).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     skip = model.context_frames
     times = []
     for _ in range(runs + 1):
+        finished(device)
         start = time.perf_counter()
         loss = poisson_loss(model(movie, behavior)[..., skip:], responses[..., skip:])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        finished(device)
         times.append(time.perf_counter() - start)
     return times[1:]
 
@@ -118,8 +132,10 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", type=device_name, default="cpu", help="cpu or cuda")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
 
     if args.encoder:
         encoder = load_encoder(args.encoder)
@@ -129,10 +145,12 @@ def main() -> None:
         positions = np.random.default_rng(0).uniform(-0.9, 0.9, (args.neurons, 2))
         encoder = FastEncoder(config, np.arange(args.neurons), positions=positions)
         label = f"untrained FastEncoder {config}"
-    encoder = encoder.eval().requires_grad_(False)
+    encoder = encoder.eval().requires_grad_(False).to(device)
     shape = tuple(getattr(encoder, "members", [encoder])[0].config.frame_shape)
     movie, behavior = clip_inputs(args.frames, shape)
-    target = torch.rand(1, encoder.n_neurons, args.frames)
+    movie = movie.detach().to(device).requires_grad_(True)
+    behavior = behavior.to(device)
+    target = torch.rand(1, encoder.n_neurons, args.frames).to(device)
 
     flops, readout = pass_flops(encoder, movie)
 
@@ -150,30 +168,31 @@ def main() -> None:
                 start = time.perf_counter()
                 model(movie, behavior)
                 forwards[name].append(time.perf_counter() - start)
-    peak = matmul_peak()
+    peak = matmul_peak(device)
 
-    print(f"# encoder benchmark ({args.threads} torch threads): {label}")
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"# encoder benchmark ({where}, {args.threads} torch threads): {label}")
     print(f"neurons {encoder.n_neurons}, clip {args.frames} x {shape[0]} x {shape[1]}")
     print(
         f"FLOPs per forward+backward pass: {flops / 1e9:.2f} GFLOP "
         f"(of which sparse readout {readout / 1e9:.2f})"
     )
-    print(f"measured float32 matmul peak: {peak / 1e9:.1f} GFLOP/s")
+    print(f"measured float32 matmul peak ({args.device}): {peak / 1e9:.1f} GFLOP/s")
     for name in paths:
         median = statistics.median(passes[name])
         print(f"## {name}")
         print(
-            f"forward+backward to the movie (median of {args.runs}): {median:.3f} s "
-            f"(all: {', '.join(f'{t:.3f}' for t in passes[name])})"
+            f"forward+backward to the movie (median of {args.runs}): {median:.3g} s "
+            f"(all: {', '.join(f'{t:.3g}' for t in passes[name])})"
         )
-        print(f"forward only (median of {args.runs}): {statistics.median(forwards[name]):.3f} s")
+        print(f"forward only (median of {args.runs}): {statistics.median(forwards[name]):.3g} s")
         print(f"achieved: {flops / median / 1e9:.1f} GFLOP/s = {flops / median / peak:.1%} of peak")
     ratio = statistics.median(plain / fast for plain, fast in zip(*passes.values(), strict=True))
     print(f"speed-up of the reconstruction path (median of per-run ratios): {ratio:.2f}x")
-    steps = training_step_seconds(members[0], args.runs)
+    steps = training_step_seconds(members[0], args.runs, device)
     print(
         f"## training step (one member, 4 clips x 150 frames, AdamW; median of {args.runs}): "
-        f"{statistics.median(steps):.3f} s (all: {', '.join(f'{t:.3f}' for t in steps)})"
+        f"{statistics.median(steps):.3g} s (all: {', '.join(f'{t:.3g}' for t in steps)})"
     )
 
 

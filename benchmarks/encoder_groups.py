@@ -21,8 +21,7 @@ import numpy as np
 import torch
 
 from napari_movierecon.encoders.evaluate import evaluate_encoders
-from napari_movierecon.insilico.simulate import SimulatedRecording, sample_mouse
-from napari_movierecon.sources import open_encoder
+from napari_movierecon.sources import open_encoder, open_recording
 
 SF_EDGES_CPD = (0.015, 0.025, 0.04, 0.06, 0.09, 0.12)
 TF_SPLIT_HZ = 2.5
@@ -56,10 +55,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     sources = dict(entry.split("=", 1) for entry in args.encoders.split(","))
-    recording = SimulatedRecording()
+    recording = open_recording("sample")
     encoders = {name: open_encoder(source) for name, source in sources.items()}
     results = evaluate_encoders(encoders, recording, args.tier)
-    params = sample_mouse().params
+    params = recording.mouse.params
     order = np.argsort(params["unit_ids"])
     position = order[np.searchsorted(params["unit_ids"], recording.neurons.ids, sorter=order)]
     groups = neuron_groups({k: v[position] for k, v in params.items()})

@@ -14,8 +14,8 @@ and each preset's mean correlation during the run) to ``--out``, and every
 finished run (with its correlation at each snapshot) to ``--out``/runs.jsonl;
 ``--resume`` reuses the runs already there with the same settings (a bauer2025
 clip takes ~12-14 min on 2 cores with the sample ensemble, so its 5 clips can be
-spread over several sessions). The code's version is not part of those settings: after changing
-the engine, use a new ``--out``.
+spread over several sessions; ``--device cuda`` runs them on a GPU). The code's
+version is not part of those settings: after changing the engine, use a new ``--out``.
 
     python -m benchmarks.reconstruct_bench --presets fast --clips 5 --fractions 0.125,0.25,0.5,1
     movierecon mask --recording sample --encoder sample --out bench_out/mask.safetensors
@@ -35,15 +35,15 @@ import numpy as np
 import torch
 
 from benchmarks.run_log import RunLog, files_digest
+from napari_movierecon.cli import device_name
 from napari_movierecon.encoders.base import behavior_input
 from napari_movierecon.encoders.oracle import OracleEncoder
 from napari_movierecon.insilico.figures import COVERAGE_MIN_FRACTION, coverage_map
-from napari_movierecon.insilico.simulate import SimulatedRecording
 from napari_movierecon.reconstruct.config import preset
 from napari_movierecon.reconstruct.engine import reconstruct
 from napari_movierecon.reconstruct.masks.file import cut_masks
 from napari_movierecon.reconstruct.neurons import parse_population
-from napari_movierecon.sources import SAMPLE_ENCODER, open_encoder
+from napari_movierecon.sources import SAMPLE_ENCODER, open_encoder, open_recording
 
 # A "first picture": the first snapshot whose masked pixel correlation reaches this.
 FIRST_PICTURE_CORRELATION = 0.5
@@ -92,6 +92,12 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
+        "--device",
+        type=device_name,
+        default="cpu",
+        help="where the runs optimise (cpu or cuda; part of each run's settings)",
+    )
+    parser.add_argument(
         "--fractions",
         default="",
         help="population curve: comma-separated fractions of neurons (random, seed 0) "
@@ -117,7 +123,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    recording = SimulatedRecording()
+    recording = open_recording("sample")
     mouse = recording.mouse
     encoders = {"ensemble": open_encoder("sample"), "oracle": OracleEncoder(mouse.model)}
     if args.mask is None:
@@ -137,7 +143,7 @@ def main() -> None:
     used = []  # every result in the tables
 
     def logged_run(preset_name, encoder_name, index, neurons_spec, neurons=None) -> dict:
-        config = preset(preset_name)
+        config = preset(preset_name, device=args.device)
         key = {
             "preset": preset_name,
             "config": config.to_json(),
@@ -207,8 +213,9 @@ def main() -> None:
         ]
         curve.append((fraction, len(neurons), statistics.mean(corr), statistics.stdev(corr)))
     peak_gb = max(result["peak_gb"] for result in used)
+    where = _compute_label(args.device, args.threads)
     lines = [
-        f"# Reconstruction benchmark ({args.threads} CPU threads, sample mouse, "
+        f"# Reconstruction benchmark ({where}, sample mouse, "
         f"final_test_main clips {clips.tolist()})",
         "",
         "| preset | encoder | clips | pixel correlation (mean +- sd) | wall time per clip "
@@ -235,7 +242,14 @@ def main() -> None:
     (args.out / "reconstruct_bench.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     if rows:
-        _plot(rows, args.out / "reconstruct_bench.png", args.threads)
+        _plot(rows, args.out / "reconstruct_bench.png", where)
+
+
+def _compute_label(device: str, threads: int) -> str:
+    """Where the runs computed, for titles: "2 CPU threads" or the GPU's name."""
+    if device == "cpu":
+        return f"{threads} CPU threads"
+    return f"{torch.cuda.get_device_name(device)}, {threads} CPU threads"
 
 
 def _first_picture(runs: list[dict]) -> str:
@@ -259,7 +273,7 @@ def _mean_trajectory(runs: list[dict]) -> tuple[np.ndarray, np.ndarray] | None:
     return iterations / iterations[-1], correlation
 
 
-def _plot(rows: list[dict], path: Path, threads: int) -> None:
+def _plot(rows: list[dict], path: Path, where: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -286,7 +300,7 @@ def _plot(rows: list[dict], path: Path, threads: int) -> None:
     ax.xaxis.set_major_formatter(plain)
     narrow = max(seconds) < 10 * min(seconds)
     ax.xaxis.set_minor_formatter(plain if narrow else matplotlib.ticker.NullFormatter())
-    ax.set_xlabel(f"wall time per clip (s, {threads} CPU threads)")
+    ax.set_xlabel(f"wall time per clip (s, {where})")
     ax.set_ylabel("masked pixel correlation")
     ax.set_title("final movie (mean +- sd over clips); line: the mean during the run", fontsize=8)
     ax.legend(fontsize=8)

@@ -47,7 +47,7 @@ from napari_movierecon.insilico.mouse import plan_trials
 from napari_movierecon.insilico.simulate import SimulatedRecording
 from napari_movierecon.reconstruct.config import preset
 from napari_movierecon.reconstruct.masks.file import cut_masks
-from napari_movierecon.sources import SAMPLE_ENCODER, open_encoder
+from napari_movierecon.sources import SAMPLE_ENCODER, open_encoder, open_recording
 
 VALIDATION, TEST = "oracle", "final_test_main"
 DEFAULT_FRACTION = 0.1
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    recording = SimulatedRecording()
+    recording = open_recording("sample")
     mouse = recording.mouse
     encoder = open_encoder("sample")
     if args.mask is None:

@@ -24,7 +24,7 @@ from benchmarks.bauer2025_speed_bench import trial_run
 from napari_movierecon.insilico.simulate import SimulatedRecording
 from napari_movierecon.reconstruct.config import preset
 from napari_movierecon.reconstruct.masks.file import cut_masks
-from napari_movierecon.sources import open_encoder
+from napari_movierecon.sources import open_encoder, open_recording
 
 CANDIDATES = {
     "fast": {},
@@ -65,7 +65,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    recording = SimulatedRecording()
+    recording = open_recording("sample")
     encoder = open_encoder("sample")
     base = preset("fast", iterations=args.iterations, snapshot_every=1)
     update_mask, eval_mask, _ = cut_masks(args.mask, base, recording.frame_shape)
