@@ -26,6 +26,7 @@ version is not part of those settings: after changing the engine, use a new ``--
 from __future__ import annotations
 
 import argparse
+import copy
 import resource
 import statistics
 import time
@@ -125,7 +126,10 @@ def main() -> None:
 
     recording = open_recording("sample")
     mouse = recording.mouse
-    encoders = {"ensemble": open_encoder("sample"), "oracle": OracleEncoder(mouse.model)}
+    # The oracle on a copy of the simulator: a run moves its encoder to --device, and the
+    # clips are still simulated on the CPU.
+    oracle = OracleEncoder(copy.deepcopy(mouse.model))
+    encoders = {"ensemble": open_encoder("sample"), "oracle": oracle}
     if args.mask is None:
         coverage = coverage_map(mouse.params, mouse.model.screen)
         mask = coverage >= COVERAGE_MIN_FRACTION * len(mouse.neurons.ids)
