@@ -58,7 +58,16 @@ def _gabor_pair(params: dict[str, np.ndarray], screen: Screen) -> tuple[np.ndarr
     norm = 1.0 / (2 * np.pi * sigma**2 / aspect / screen.degrees_per_pixel_at_centre**2)
     even = envelope * np.cos(carrier) * norm
     odd = envelope * np.sin(carrier) * norm
-    return even.astype(np.float32), odd.astype(np.float32)
+    return _flush_subnormals(even), _flush_subnormals(odd)
+
+
+def _flush_subnormals(values: np.ndarray) -> np.ndarray:
+    """``values`` as float32 with subnormal entries (|x| < 1.2e-38: far Gabor tails) set to
+    0. They change no drive, but make the matrix products with them ~50x slower on CPUs
+    that handle subnormals in microcode (12 s against 0.25 s for a 300-frame clip)."""
+    out = values.astype(np.float32)
+    out[np.abs(out) < np.finfo(np.float32).tiny] = 0.0
+    return out
 
 
 def temporal_kernels(params: dict[str, np.ndarray], n_frames: int) -> np.ndarray:
