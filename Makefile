@@ -73,6 +73,7 @@ bench-bauer2025: setup bench_out/mask.safetensors
 
 # The speed benchmarks on a CUDA GPU (benchmarks/cuda.sh; ~6 min on one H200). The
 # project never needs a GPU; where the machine's own Python holds a CUDA build of torch,
-# `make bench-cuda PYTHON=python3` uses it instead of .venv's.
+# `make bench-cuda PYTHON=python3` runs the benchmarks with it instead of .venv's (the
+# mask is still made with .venv's, on the CPU).
 bench-cuda: bench_out/mask.safetensors
 	PYTHON=$(or $(PYTHON),.venv/bin/python) bash benchmarks/cuda.sh
