@@ -187,10 +187,17 @@ def _add_mask_options(parser: argparse.ArgumentParser, npy_masks: bool) -> None:
 
 
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
-    """--epochs, --max-train-trials, --readout-block and --temporal-channels of encoder
-    training."""
+    """--epochs, --patience, --max-train-trials, --readout-block and --temporal-channels of
+    encoder training."""
     parser.add_argument(
         "--epochs", type=positive_int, default=None, help="at most this many (default 20)"
+    )
+    parser.add_argument(
+        "--patience",
+        type=positive_int,
+        default=None,
+        help="stop after this many epochs without a better validation score (default 3; "
+        "raise it with --epochs, whose cosine schedule keeps the learning rate high longer)",
     )
     parser.add_argument("--max-train-trials", type=positive_int, default=None)
     parser.add_argument(
@@ -318,7 +325,7 @@ def _training_reporter(member: int, members: int) -> Iterator[Callable]:
 
 
 def train_members(args: argparse.Namespace, train_one: Callable, kind: str, versus: str = ""):
-    """Train ``args.members`` encoders (seed ``args.seed`` + k; ``--epochs``,
+    """Train ``args.members`` encoders (seed ``args.seed`` + k; ``--epochs``, ``--patience``,
     ``--max-train-trials``, ``--readout-block``, ``--temporal-channels``, ``--device``) with
     ``train_one(model_config, config, report) -> (encoder, record)``, print each one's
     validation score (``kind`` k: best validation correlation ``versus`` ...) and save
@@ -333,7 +340,11 @@ def train_members(args: argparse.Namespace, train_one: Callable, kind: str, vers
     model_config = FastEncoderConfig(**core)  # checked now
     members, records = [], []
     for k in range(args.members):
-        chosen = {} if args.epochs is None else {"epochs": args.epochs}
+        chosen = {
+            name: getattr(args, name)
+            for name in ("epochs", "patience")
+            if getattr(args, name) is not None
+        }
         config = TrainConfig(
             seed=args.seed + k,
             max_train_trials=args.max_train_trials,

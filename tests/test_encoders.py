@@ -151,6 +151,8 @@ def test_cli_train_evaluate_round_trip(tmp_path, recording, capsys):
                 "2",
                 "--epochs",
                 "1",
+                "--patience",
+                "5",
                 "--readout-block",
                 "2",
                 "--temporal-channels",
@@ -165,6 +167,7 @@ def test_cli_train_evaluate_round_trip(tmp_path, recording, capsys):
     assert len(ensemble) == 2
     seeds = [m.record["train_config"]["seed"] for m in ensemble.members]
     assert seeds == [0, 1]
+    assert all(m.record["train_config"]["patience"] == 5 for m in ensemble.members)
     assert all(m.config.readout_block == 2 for m in ensemble.members)
     assert all(m.temporal.weight.shape[0] == 3 for m in ensemble.members)
     assert any(m.block_weights.abs().max() > 0 for m in ensemble.members)  # trained
