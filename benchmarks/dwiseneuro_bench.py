@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.timing import device_label, finished
 from napari_movierecon.cli import device_name
 from napari_movierecon.encoders.argus_checkpoint import PUBLISHED_READOUTS
 from napari_movierecon.encoders.dwiseneuro import DwiseNeuroConfig, DwiseNeuroEncoder
@@ -75,8 +76,7 @@ def median_seconds(run, repeats: int, device: torch.device) -> float:
     def timed() -> float:
         start = time.perf_counter()
         run()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        finished(device)
         return time.perf_counter() - start
 
     timed()  # warm-up
@@ -229,7 +229,7 @@ def main() -> None:
         open_and_report(args.open)
         return
     retain_freed_memory()  # as the engine does for a run
-    where = torch.cuda.get_device_name(args.device) if args.device != "cpu" else "CPU"
+    where = device_label(args.device)
     print(f"DwiseNeuro cost, torch {torch.__version__}, {args.threads} threads, {where}")
     encoder = full_size_encoder().to(args.device)
     parameters = sum(p.numel() for p in encoder.parameters())

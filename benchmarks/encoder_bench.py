@@ -30,18 +30,13 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from benchmarks.timing import device_label, finished
 from napari_movierecon.cli import device_name
 from napari_movierecon.encoders.base import Encoder
 from napari_movierecon.encoders.checkpoint import load_encoder
 from napari_movierecon.encoders.ensemble import Ensemble
 from napari_movierecon.encoders.fast import FastEncoder, FastEncoderConfig, FrozenFastEncoder
 from napari_movierecon.encoders.train import poisson_loss
-
-
-def finished(device: torch.device) -> None:
-    """Wait for the work queued on ``device`` (CUDA runs asynchronously)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def matmul_peak(device: torch.device, size: int = 2048, repeats: int = 7) -> float:
@@ -170,8 +165,7 @@ def main() -> None:
                 forwards[name].append(time.perf_counter() - start)
     peak = matmul_peak(device)
 
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"# encoder benchmark ({where}, {args.threads} torch threads): {label}")
+    print(f"# encoder benchmark ({device_label(device)}, {args.threads} torch threads): {label}")
     print(f"neurons {encoder.n_neurons}, clip {args.frames} x {shape[0]} x {shape[1]}")
     print(
         f"FLOPs per forward+backward pass: {flops / 1e9:.2f} GFLOP "

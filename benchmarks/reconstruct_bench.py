@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from benchmarks.run_log import RunLog, files_digest
+from benchmarks.timing import device_label
 from napari_movierecon.cli import device_name
 from napari_movierecon.encoders.base import behavior_input
 from napari_movierecon.encoders.oracle import OracleEncoder
@@ -217,7 +218,7 @@ def main() -> None:
         ]
         curve.append((fraction, len(neurons), statistics.mean(corr), statistics.stdev(corr)))
     peak_gb = max(result["peak_gb"] for result in used)
-    where = _compute_label(args.device, args.threads)
+    where = f"{device_label(args.device)}, {args.threads} torch threads"
     lines = [
         f"# Reconstruction benchmark ({where}, sample mouse, "
         f"final_test_main clips {clips.tolist()})",
@@ -247,13 +248,6 @@ def main() -> None:
     print("\n".join(lines))
     if rows:
         _plot(rows, args.out / "reconstruct_bench.png", where)
-
-
-def _compute_label(device: str, threads: int) -> str:
-    """Where the runs computed, for titles: "2 CPU threads" or the GPU's name."""
-    if device == "cpu":
-        return f"{threads} CPU threads"
-    return f"{torch.cuda.get_device_name(device)}, {threads} CPU threads"
 
 
 def _first_picture(runs: list[dict]) -> str:

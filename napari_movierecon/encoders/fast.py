@@ -42,7 +42,7 @@ CONTRAST_SCALE = 64.0
 # per block): the reference windows' 32 frames.
 TEMPORAL_BLOCK = 32
 # Frames per sparse readout product on a CPU (see _rows_product). A GPU takes a whole clip
-# in one product: on an H200 the frozen pass took 3.0 ms so, 3.8 ms in 32-frame products.
+# in one product: on an H200 the frozen pass took 3.0 ms that way, 3.8 ms in 32-frame ones.
 READOUT_FRAMES = 32
 
 
@@ -259,9 +259,9 @@ class _ReadoutProduct(torch.autograd.Function):
 
 def _rows_product(matrix: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
     """``matrix @ features.T`` (N, F) for a CSR ``matrix`` (N, K) and ``features`` (F, K),
-    ``READOUT_FRAMES`` rows at a time: the sparse kernel rereads a dense row per
-    non-zero, and a few frames' rows stay in cache (2-4x faster on a CPU than one
-    product over a whole clip)."""
+    ``READOUT_FRAMES`` rows at a time on a CPU: the sparse kernel rereads a dense row per
+    non-zero, and a few frames' rows stay in cache (2-4x faster than one product over a
+    whole clip); one product elsewhere (``_frames_per_product``)."""
     out = features.new_empty(matrix.shape[0], features.shape[0])
     step = _frames_per_product(features, features.shape[0])
     for first in range(0, features.shape[0], step):
@@ -272,7 +272,7 @@ def _rows_product(matrix: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
 
 def _transposed_product(transposed: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     """``(transposed @ grad).T`` (F, K) for the transposed CSR matrix (K, N) and ``grad``
-    (N, F), ``READOUT_FRAMES`` columns at a time (see ``_rows_product``)."""
+    (N, F), ``READOUT_FRAMES`` columns at a time on a CPU (see ``_rows_product``)."""
     out = grad.new_empty(grad.shape[1], transposed.shape[0])
     step = _frames_per_product(grad, grad.shape[1])
     for first in range(0, grad.shape[1], step):
