@@ -187,8 +187,9 @@ def _add_mask_options(parser: argparse.ArgumentParser, npy_masks: bool) -> None:
 
 
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
-    """--epochs, --patience, --max-train-trials, --readout-block and --temporal-channels of
-    encoder training."""
+    """--epochs, --patience, --max-train-trials and the FastEncoder architecture options
+    (--readout-block, --temporal-channels, --channels, --readout-channels) of encoder
+    training."""
     parser.add_argument(
         "--epochs", type=positive_int, default=None, help="at most this many (default 20)"
     )
@@ -212,6 +213,20 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         default=None,
         help="FastEncoder core: number of causal temporal filters (default 8)",
+    )
+    parser.add_argument(
+        "--channels",
+        type=positive_int,
+        default=None,
+        help="FastEncoder core: feature channels of the spatial stage (default 16; the sample "
+        "ensemble: 24)",
+    )
+    parser.add_argument(
+        "--readout-channels",
+        type=positive_int,
+        default=None,
+        help="FastEncoder: feature channels each neuron reads (default 16; the sample "
+        "ensemble: 24)",
     )
 
 
@@ -326,7 +341,7 @@ def _training_reporter(member: int, members: int) -> Iterator[Callable]:
 
 def train_members(args: argparse.Namespace, train_one: Callable, kind: str, versus: str = ""):
     """Train ``args.members`` encoders (seed ``args.seed`` + k; ``--epochs``, ``--patience``,
-    ``--max-train-trials``, ``--readout-block``, ``--temporal-channels``, ``--device``) with
+    ``--max-train-trials``, the architecture options, ``--device``) with
     ``train_one(model_config, config, report) -> (encoder, record)``, print each one's
     validation score (``kind`` k: best validation correlation ``versus`` ...) and save
     them as an ensemble folder at ``args.out``. Returns (records, the folder, its size
@@ -335,8 +350,8 @@ def train_members(args: argparse.Namespace, train_one: Callable, kind: str, vers
     from napari_movierecon.encoders.fast import FastEncoderConfig
     from napari_movierecon.encoders.train import TrainConfig
 
-    chosen_core = {"readout_block": args.readout_block, "temporal_channels": args.temporal_channels}
-    core = {name: value for name, value in chosen_core.items() if value is not None}
+    names = ("readout_block", "temporal_channels", "channels", "readout_channels")
+    core = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     model_config = FastEncoderConfig(**core)  # checked now
     members, records = [], []
     for k in range(args.members):

@@ -157,6 +157,10 @@ def test_cli_train_evaluate_round_trip(tmp_path, recording, capsys):
                 "2",
                 "--temporal-channels",
                 "3",
+                "--channels",
+                "6",
+                "--readout-channels",
+                "5",
                 "--threads",
                 "2",
             ]
@@ -170,6 +174,7 @@ def test_cli_train_evaluate_round_trip(tmp_path, recording, capsys):
     assert all(m.record["train_config"]["patience"] == 5 for m in ensemble.members)
     assert all(m.config.readout_block == 2 for m in ensemble.members)
     assert all(m.temporal.weight.shape[0] == 3 for m in ensemble.members)
+    assert all((m.config.channels, m.config.readout_channels) == (6, 5) for m in ensemble.members)
     assert any(m.block_weights.abs().max() > 0 for m in ensemble.members)  # trained
     report = tmp_path / "scores.json"
     assert (
