@@ -50,6 +50,15 @@ def test_correlations_compare_recorded_truth_and_reconstruction(setup):
     assert set(activity.correlations()) == {"recorded_vs_truth"}
     np.testing.assert_array_equal(activity.unit_ids, trial_ids(encoder, neurons))
     np.testing.assert_array_equal(activity.recorded, trial.responses[neurons])
+    # the encoder's prediction for the shown movie, scored after its context frames
+    predicted = predict_rates(encoder, trial.movie, behavior, neurons)
+    np.testing.assert_allclose(activity.from_truth, predicted, rtol=1e-5)
+    skip = encoder.context_frames
+    expected = [
+        np.corrcoef(r[skip:], p[skip:])[0, 1]
+        for r, p in zip(activity.recorded, predicted, strict=True)
+    ]
+    np.testing.assert_allclose(activity.correlations()["recorded_vs_truth"], expected, atol=1e-5)
 
     # a reconstruction equal to the truth predicts the same; a flipped one does not
     same = neuron_activity(

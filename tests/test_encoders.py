@@ -13,7 +13,12 @@ from napari_movierecon.encoders.base import behavior_input
 from napari_movierecon.encoders.checkpoint import load_encoder
 from napari_movierecon.encoders.data import TrialCache
 from napari_movierecon.encoders.evaluate import evaluate_encoders
-from napari_movierecon.encoders.fast import FastEncoder, FastEncoderConfig
+from napari_movierecon.encoders.fast import (
+    FastEncoder,
+    FastEncoderConfig,
+    _entry_rows,
+    _ReadoutProduct,
+)
 from napari_movierecon.encoders.oracle import OracleEncoder
 from napari_movierecon.encoders.train import (
     TrainConfig,
@@ -125,6 +130,19 @@ def test_oracle_matches_the_mouse_and_bounds_the_evaluation(recording, trained):
         {"learned": trained[0], "oracle": oracle}, recording, "final_test_main"
     )
     learned, truth = results["learned"].summary(), results["oracle"].summary()
+    # Independently: each neuron's Pearson correlation over the tier's trials
+    # concatenated, every clip's first context_frames skipped (a constant row scores 0).
+    skip = max(trained[0].context_frames, oracle.context_frames)
+    predicted, observed = [], []
+    for index in recording.trials_in("final_test_main"):
+        clip = recording.trial(int(index))
+        movie, behavior = torch.from_numpy(clip.movie)[None], behavior_input(clip)[None]
+        with torch.no_grad():
+            predicted.append(trained[0](movie.float(), torch.from_numpy(behavior))[0, :, skip:])
+        observed.append(clip.responses[:, skip:])
+    pairs = zip(np.concatenate(predicted, 1), np.concatenate(observed, 1), strict=True)
+    expected = np.nan_to_num([np.corrcoef(p, o)[0, 1] for p, o in pairs], nan=0.0)
+    np.testing.assert_allclose(results["learned"].single_trial, expected, atol=1e-4)
     # The oracle predicts the noise-free rates exactly, and its single-trial
     # correlation is the ceiling reported for every encoder.
     assert truth["to_noise_free"] > 0.999
@@ -289,6 +307,73 @@ def test_block_readout_without_block_weights_is_the_point_readout():
         assert not torch.allclose(blocked(movie, behavior), point(movie, behavior))
 
 
+def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Largest difference relative to the largest entry (gradients sum many products)."""
+    return float((a - b).abs().max() / b.abs().max())
+
+
+@pytest.mark.parametrize("block", [0, 3])
+def test_readout_is_bilinear_sampling_of_the_core_features(block):
+    """The sparse readout against an independent reference: torch's grid_sample
+    (bilinear, align_corners=False, border) of the core's features at each neuron's
+    position times its feature weights (block weights 0: where block readouts start).
+    Rates, and the gradients to the movie, the positions and the feature weights."""
+    encoder = block_encoder(block)  # positions include some beyond the map's edges
+    with torch.no_grad():
+        encoder.bias.normal_()
+        encoder.behavior_weights.normal_(0, 0.3)
+    rng = torch.Generator().manual_seed(4)
+    movie = (torch.rand(2, 25, 20, 28, generator=rng) * 255).requires_grad_(True)
+    behavior = torch.randn(2, 4, 25, generator=rng)
+    target = torch.rand(2, encoder.n_neurons, 25, generator=rng) * 2
+    rates = encoder(movie, behavior)
+
+    features = encoder.features(movie)  # (B, T, h, w, R)
+    b, t, h, w, r = features.shape
+    maps = features.reshape(b * t, h, w, r).permute(0, 3, 1, 2)
+    grid = encoder.positions.clamp(-1, 1).expand(b * t, -1, -1)[:, :, None, :]
+    sampled = torch.nn.functional.grid_sample(
+        maps, grid, mode="bilinear", padding_mode="border", align_corners=False
+    )[..., 0]  # (B*T, R, N)
+    drive = torch.einsum("frn,nr->fn", sampled, encoder.feature_weights)
+    drive = drive.reshape(b, t, -1).transpose(1, 2) + encoder.bias[:, None]
+    z = (behavior - encoder.behavior_mean[:, None]) / encoder.behavior_std[:, None]
+    gain = torch.exp(torch.einsum("nk,bkt->bnt", encoder.behavior_weights, z))
+    expected = torch.nn.functional.softplus(drive) * gain
+    assert relative_error(rates, expected) < 1e-5
+
+    inputs = [movie, encoder.positions, encoder.feature_weights]
+    grads = torch.autograd.grad(poisson_loss(rates, target), inputs)
+    expected_grads = torch.autograd.grad(poisson_loss(expected, target), inputs)
+    for name, grad, reference in zip(
+        ("movie", "positions", "weights"), grads, expected_grads, strict=True
+    ):
+        assert relative_error(grad, reference) < 1e-4, name
+
+
+def test_sparse_readout_product_and_its_gradients_match_a_dense_product():
+    """The hand-written sparse product (forward a few frames at a time, backward through
+    a transposed CSR matrix and a sampled product) against the dense matrix made from
+    the same entries, over more frames than one sparse product takes."""
+    encoder = block_encoder(3)
+    with torch.no_grad():
+        encoder.block_weights.normal_()
+    rows, columns, values = (part.detach() for part in encoder.readout_parts())
+    values.requires_grad_(True)
+    n, k = encoder.n_neurons, encoder.feature_weights.shape[1] * int(np.prod(encoder.feature_shape))
+    rng = torch.Generator().manual_seed(5)
+    features = torch.randn(70, k, generator=rng, requires_grad=True)
+    weights = torch.randn(n, 70, generator=rng)
+    drive = _ReadoutProduct.apply(features, rows, columns, values)
+    dense = torch.zeros(n, k).index_put((_entry_rows(rows), columns), values)
+    expected = dense @ features.T
+    assert relative_error(drive, expected) < 1e-5
+    grads = torch.autograd.grad((drive * weights).sum(), [features, values])
+    expected_grads = torch.autograd.grad((expected * weights).sum(), [features, values])
+    for grad, reference in zip(grads, expected_grads, strict=True):
+        assert relative_error(grad, reference) < 1e-5
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -326,9 +411,6 @@ def test_space_to_depth_convolution_trains_like_the_strided_one(config):
         grads = {k: p.grad for k, p in encoder.named_parameters() if p.grad is not None}
         results.append((features.detach(), grads))
     (fast, fast_grads), (strided, strided_grads) = results
-
-    def relative_error(a, b):  # of the largest entry: a gradient sums many products
-        return float((a - b).abs().max() / b.abs().max())
 
     assert relative_error(fast, strided) < 1e-5
     assert set(strided_grads) == {

@@ -113,6 +113,9 @@ def test_a_prepared_encoder_starts_runs_without_building_its_frozen_form(monkeyp
     ]
     assert built == []
     np.testing.assert_array_equal(runs[0].movie, runs[1].movie)
+    unprepared = small_ensemble()  # the control: members nobody prepared are built once
+    list(reconstruct(unprepared, responses, np.arange(30), np.zeros((4, 40)), config))
+    assert [id(encoder) for encoder in built] == [id(encoder) for encoder in unprepared]
 
 
 @pytest.mark.parametrize("strategy", ["separate", "gradient"])

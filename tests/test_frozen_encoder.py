@@ -70,16 +70,25 @@ def test_frozen_path_matches_the_plain_module(config):
         torch.testing.assert_close(value, before[name], rtol=0, atol=0)
 
 
-def test_temporal_adjoint_is_the_temporal_filters_gradient():
+@pytest.mark.parametrize("frames", [70, 64, 20])  # whole blocks and a rest, whole only, rest only
+def test_temporal_stage_and_adjoint_match_the_plain_temporal_filter(frames):
+    """The block-Toeplitz temporal filter and its hand-written adjoint against the plain
+    module's per-pixel Conv1d (forward values, and the movie gradient by autograd through
+    the Conv1d), in the frozen path's space-to-depth layout (pixel_unshuffle's)."""
     config = FastEncoderConfig(kernel_frames=9)
-    frozen = FrozenFastEncoder(random_encoder(config))
+    encoder = random_encoder(config)
+    frozen = FrozenFastEncoder(encoder)
     rng = torch.Generator().manual_seed(3)
-    movie = (torch.rand(3, 8 + 70, 36, 64, generator=rng) * 255).requires_grad_(True)
-    filtered = frozen.temporal_stage(movie, with_context=True)
-    space_to_depth = (3, 70, config.temporal_channels * 2 * 2, 18, 32)
-    assert filtered.shape == space_to_depth
-    grad = torch.randn(filtered.shape, generator=rng)
-    (expected,) = torch.autograd.grad((filtered * grad).sum(), movie)
+    movie = (torch.rand(2, 8 + frames, 36, 64, generator=rng) * 255).requires_grad_(True)
+    pixels = ((movie - 127.5) / 64.0).permute(0, 2, 3, 1).reshape(2 * 36 * 64, 1, -1)
+    plain = encoder.temporal(pixels).reshape(2, 36, 64, -1, frames).permute(0, 4, 3, 1, 2)
+    plain = torch.nn.functional.pixel_unshuffle(plain.reshape(2 * frames, -1, 36, 64), 2)
+    plain = plain.reshape(2, frames, config.temporal_channels * 2 * 2, 18, 32)
+    filtered = frozen.temporal_stage(movie.detach(), with_context=True)
+    assert filtered.shape == plain.shape
+    assert relative_error(filtered, plain) < 1e-5
+    grad = torch.randn(plain.shape, generator=rng)
+    (expected,) = torch.autograd.grad((plain * grad).sum(), movie)
     assert relative_error(frozen.temporal_adjoint(grad), expected) < 1e-5
 
 

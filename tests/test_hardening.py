@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ from test_sensorium_io import make_recording
 
 from napari_movierecon.cli import _load_mask, main
 from napari_movierecon.encoders.checkpoint import load_encoder, save_encoder, save_ensemble
+from napari_movierecon.encoders.fast import FastEncoder
 from napari_movierecon.errors import CheckpointError, MovieReconError, RecordingError
 from napari_movierecon.io.npy import regular_file
 from napari_movierecon.io.sensorium import SensoriumRecording, write_sensorium
@@ -47,29 +47,49 @@ def _crafted(tmp_path: Path, change, tensors_change=None) -> Path:
     return crafted
 
 
-def _peak_memory_mb() -> float:
-    """This process's peak resident memory so far (Linux reports kB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+@pytest.fixture
+def built_models(monkeypatch) -> list[str]:
+    """The device of every FastEncoder built from now on: "meta" for the shape-only model
+    that checks a checkpoint's tensors (no memory), "cpu" for a real one."""
+    built = []
+    original = FastEncoder.__init__
+
+    def recording_init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        built.append(self.bias.device.type)
+
+    monkeypatch.setattr(FastEncoder, "__init__", recording_init)
+    return built
 
 
-def test_a_huge_declared_frame_is_refused_before_building(tmp_path):
+def test_a_huge_declared_frame_is_refused_before_building(tmp_path, built_models):
     def change(record):
         record["config"]["frame_shape"] = [3600, 6400]
 
-    before = _peak_memory_mb()
+    crafted = _crafted(tmp_path, change)
+    built_models.clear()  # crafting the file built one
     with pytest.raises(CheckpointError, match="frame_shape"):
-        load_encoder(_crafted(tmp_path, change))
-    assert _peak_memory_mb() - before < 500
+        load_encoder(crafted)
+    assert built_models == []
 
 
-def test_a_huge_declared_model_is_refused_before_building(tmp_path):
+def test_a_huge_declared_model_is_refused_before_building(tmp_path, built_models):
     def change(record):  # within the per-value limits, but the file holds a tiny model
         record["config"].update(channels=16000, readout_channels=16000, temporal_channels=64)
 
-    before = _peak_memory_mb()
+    crafted = _crafted(tmp_path, change)
+    built_models.clear()  # crafting the file built one
     with pytest.raises(CheckpointError, match="do not match"):
-        load_encoder(_crafted(tmp_path, change))
-    assert _peak_memory_mb() - before < 500  # the ~80 GB model was never materialised
+        load_encoder(crafted)
+    assert built_models == ["meta"]  # the ~80 GB model was only described, never materialised
+
+
+def test_a_consistent_checkpoint_builds_one_real_model(tmp_path, built_models):
+    """The control for the two tests above: loading does build (and record) real models."""
+    path = save_encoder(make_encoder(), tmp_path / "ok.safetensors", RECORD)
+    built_models.clear()
+    load_encoder(path)
+    assert built_models == ["meta", "cpu"]
 
 
 @pytest.mark.parametrize(

@@ -67,9 +67,9 @@ def test_pause_holds_resume_continues_stop_ends_the_run(ready, qtbot):
     run.updated.connect(lambda snapshot: updates.append(snapshot.iteration))
     qtbot.waitUntil(lambda: len(updates) >= 1, timeout=60_000)
 
-    ready.run.toggle_pause()
+    with qtbot.waitSignal(run.worker.paused, timeout=5_000):  # the worker really paused
+        ready.run.toggle_pause()
     assert ready.run.pause_button.text() == "Resume"
-    qtbot.waitSignal(run.worker.paused, timeout=5_000)
     qtbot.wait(300)  # a snapshot already on its way may still land
     held = len(updates)
     qtbot.wait(2_000)
