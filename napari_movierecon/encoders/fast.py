@@ -320,7 +320,11 @@ class FrozenFastEncoder(Encoder):
       filter, so that layout costs no copy of the filtered frames;
     - the ON/OFF split and the 1x1 mix work channels-last, as two matrix products;
     - the sparse readout matrix and its transpose are built once (CSR), are applied a
-      few frames at a time, and no gradient flows to the frozen readout weights.
+      few frames at a time, and no gradient flows to the frozen readout weights;
+    - the per-pixel causal temporal filter is a block-Toeplitz matrix product on
+      strided views of the movie, written straight into its output, and its adjoint
+      adds each block's product in place (no padded copies, no fold): this matters
+      most for ``bauer2025``, which runs the adjoint once per 32-frame window.
 
     ``temporal_stage`` and ``from_temporal`` split the pass after the causal
     temporal filter: everything after it works frame by frame, which the
@@ -340,6 +344,8 @@ class FrozenFastEncoder(Encoder):
         height, width = self.frame_shape
         with torch.no_grad():
             self.toeplitz = _toeplitz(encoder.temporal.weight.detach()[:, 0], TEMPORAL_BLOCK)
+            self.toeplitz_adjoint = (self.toeplitz.t() / CONTRAST_SCALE).contiguous()
+            self.temporal_channels = encoder.config.temporal_channels
             temporal_bias = encoder.temporal.bias.detach().clone()
             spatial = encoder.spatial.weight.detach()
             self.spatial_bias = encoder.spatial.bias.detach().clone()
@@ -387,19 +393,25 @@ class FrozenFastEncoder(Encoder):
         ``grad`` (B, T, *filtered_shape). Linear in ``grad``; the movie does not matter."""
         b, t = grad.shape[:2]
         height, width = self.frame_shape
-        n_blocks = -(-t // TEMPORAL_BLOCK)
-        padded = F.pad(grad, (0, 0, 0, 0, 0, 0, 0, n_blocks * TEMPORAL_BLOCK - t))
-        blocks = padded.reshape(b, n_blocks, self.toeplitz.shape[0], height * width)
-        spans = torch.matmul(self.toeplitz.t(), blocks)  # (B, blocks, block + context, H*W)
-        span = TEMPORAL_BLOCK + self.context_frames
-        frames = n_blocks * TEMPORAL_BLOCK + self.context_frames
-        columns = spans.permute(0, 3, 2, 1).reshape(b, height * width * span, n_blocks)
-        total = F.fold(columns, (frames, 1), (span, 1), stride=(TEMPORAL_BLOCK, 1))  # overlap-add
-        frames = t + self.context_frames
-        total = total[:, :, :frames, 0] / CONTRAST_SCALE  # (B, H*W, frames)
+        channels, context = self.temporal_channels, self.context_frames
+        whole, rest = divmod(t, TEMPORAL_BLOCK)
+        rows = grad.reshape(b, t * channels, height * width)
+        total = grad.new_zeros(b, t + context, height * width)
+        # Output block i read input frames i*TB .. i*TB + TB + context - 1 (TB =
+        # TEMPORAL_BLOCK): the adjoint of each block adds there (overlap-add).
+        if whole:
+            blocks = rows[:, : whole * TEMPORAL_BLOCK * channels]
+            spans = torch.matmul(self.toeplitz_adjoint, blocks.unflatten(1, (whole, -1)))
+            for i in range(whole):  # (B, TB + context, H*W) each: small
+                first = i * TEMPORAL_BLOCK
+                total[:, first : first + TEMPORAL_BLOCK + context] += spans[:, i]
+        if rest:
+            first = whole * TEMPORAL_BLOCK
+            corner = self.toeplitz_adjoint[: rest + context, : rest * channels]
+            total[:, first:] += torch.matmul(corner, rows[:, first * channels :])
         if self.pixel_position is not None:  # back from space-to-depth order
-            total = total[:, self.pixel_position]
-        return total.transpose(1, 2).reshape(b, frames, height, width)
+            total = total[:, :, self.pixel_position]
+        return total.reshape(b, t + context, height, width)
 
     def _temporal_forward(self, movie: torch.Tensor, with_context: bool) -> torch.Tensor:
         b, _, height, width = movie.shape
@@ -408,13 +420,20 @@ class FrozenFastEncoder(Encoder):
             x = x[:, :, self.pixel_order]
         if not with_context:
             x = F.pad(x, (0, 0, self.context_frames, 0))  # causal: gray before the clip
-        t = x.shape[1] - self.context_frames
-        n_blocks = -(-t // TEMPORAL_BLOCK)
-        x = F.pad(x, (0, 0, 0, n_blocks * TEMPORAL_BLOCK - t))
-        windows = x.unfold(1, TEMPORAL_BLOCK + self.context_frames, TEMPORAL_BLOCK)
-        h = torch.matmul(self.toeplitz, windows.transpose(-1, -2))  # (B, blocks, block*C, HW)
-        h = h.reshape(b, n_blocks * TEMPORAL_BLOCK, *self.filtered_shape)[:, :t]
-        return h + self.temporal_bias
+        channels, context = self.temporal_channels, self.context_frames
+        t = x.shape[1] - context
+        whole, rest = divmod(t, TEMPORAL_BLOCK)
+        h = x.new_empty(b, t * channels, height * width)
+        if whole:  # one product per clip straight into h, on strided windows of x (no copy)
+            windows = x.unfold(1, TEMPORAL_BLOCK + context, TEMPORAL_BLOCK)[:, :whole]
+            for clip in range(b):
+                out = h[clip, : whole * TEMPORAL_BLOCK * channels].unflatten(0, (whole, -1))
+                torch.matmul(self.toeplitz, windows[clip].transpose(-1, -2), out=out)
+        if rest:
+            first = whole * TEMPORAL_BLOCK
+            corner = self.toeplitz[: rest * channels, : rest + context]
+            h[:, first * channels :] = torch.matmul(corner, x[:, first:])
+        return h.reshape(b, t, *self.filtered_shape).add_(self.temporal_bias)
 
     def from_temporal(self, h: torch.Tensor, behavior: torch.Tensor) -> torch.Tensor:
         """Rates (B, N, T) from ``temporal_stage``'s output (B, T, *filtered_shape); frame by
