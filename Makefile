@@ -58,8 +58,9 @@ bench: setup bench_out/mask.safetensors
 	.venv/bin/python -m benchmarks.distill_bench --extra-movies 200 --clips 5 \
 		--mask bench_out/mask.safetensors
 
-# bauer2025 next to fast on the same 5 clips: ~13-14 min per bauer2025 clip on 2 cores (0.80 s
-# per iteration with the present sample ensemble, measured over 20 iterations).
+# bauer2025 next to fast on the same 5 clips: ~10 min per bauer2025 clip on 2 cores with the
+# present sample ensemble (586 s for test clip 10 on 2026-12-04; 788-811 s a clip before that
+# day's faster temporal filter).
 # The stopping rule with bauer2025 shortened to member 1 and 200 iterations (~1 min a run):
 # 2 runs on a validation clip (~2 min), then its settings on the 5 test clips (10 runs, ~9 min).
 # Finished runs are kept in bench_out/*/runs.jsonl; re-running resumes.
