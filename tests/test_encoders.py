@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from test_frozen_encoder import relative_error
 
 from napari_movierecon.cli import main
 from napari_movierecon.encoders.base import behavior_input
@@ -305,11 +306,6 @@ def test_block_readout_without_block_weights_is_the_point_readout():
         torch.testing.assert_close(blocked(movie, behavior), point(movie, behavior))
         blocked.block_weights.normal_()
         assert not torch.allclose(blocked(movie, behavior), point(movie, behavior))
-
-
-def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Largest difference relative to the largest entry (gradients sum many products)."""
-    return float((a - b).detach().abs().max() / b.detach().abs().max())
 
 
 @pytest.mark.parametrize("block", [0, 3])

@@ -7,12 +7,14 @@ import pytest
 import torch
 
 from napari_movierecon.encoders.fast import (
+    CONTRAST_SCALE,
     FastEncoder,
     FastEncoderConfig,
     FrozenFastEncoder,
     frozen_fast_encoder,
 )
 from napari_movierecon.encoders.train import poisson_loss
+from napari_movierecon.recording import GRAY_LEVEL
 
 
 def random_encoder(config: FastEncoderConfig, n: int = 40, seed: int = 0) -> FastEncoder:
@@ -40,6 +42,7 @@ def rates_and_movie_gradient(encoder, movie, behavior, target):
 
 
 def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Largest difference relative to the largest entry (gradients sum many products)."""
     return float(((a - b).abs().max() / b.abs().max()).detach())
 
 
@@ -80,7 +83,7 @@ def test_temporal_stage_and_adjoint_match_the_plain_temporal_filter(frames):
     frozen = FrozenFastEncoder(encoder)
     rng = torch.Generator().manual_seed(3)
     movie = (torch.rand(2, 8 + frames, 36, 64, generator=rng) * 255).requires_grad_(True)
-    pixels = ((movie - 127.5) / 64.0).permute(0, 2, 3, 1).reshape(2 * 36 * 64, 1, -1)
+    pixels = ((movie - GRAY_LEVEL) / CONTRAST_SCALE).permute(0, 2, 3, 1).reshape(2 * 36 * 64, 1, -1)
     plain = encoder.temporal(pixels).reshape(2, 36, 64, -1, frames).permute(0, 4, 3, 1, 2)
     plain = torch.nn.functional.pixel_unshuffle(plain.reshape(2 * frames, -1, 36, 64), 2)
     plain = plain.reshape(2, frames, config.temporal_channels * 2 * 2, 18, 32)

@@ -324,7 +324,7 @@ class FrozenFastEncoder(Encoder):
     - the per-pixel causal temporal filter is a block-Toeplitz matrix product on
       strided views of the movie, written straight into its output, and its adjoint
       adds each block's product in place (no padded copies, no fold): this matters
-      most for ``bauer2025``, which runs the adjoint once per 32-frame window.
+      most for ``bauer2025``, which applies the adjoint to every window's gradient.
 
     ``temporal_stage`` and ``from_temporal`` split the pass after the causal
     temporal filter: everything after it works frame by frame, which the
