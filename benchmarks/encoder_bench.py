@@ -14,8 +14,8 @@ by torch's FlopCounterMode; the sparse readout by hand (2 x non-zeros x
 frames, once forward and once backward), because FlopCounterMode counts a
 sparse product as if it were dense. Element-wise ops are not counted. Both paths
 are credited with the plain module's FLOPs as written (the work to be done, with the
-strided spatial convolution; the frozen path's block-Toeplitz temporal filter and both
-paths' space-to-depth convolution do more arithmetic for it, on zeros).
+strided spatial convolution; both paths' space-to-depth convolution does more arithmetic
+for it, on zeros).
 """
 
 from __future__ import annotations

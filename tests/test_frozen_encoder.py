@@ -73,11 +73,13 @@ def test_frozen_path_matches_the_plain_module(config):
         torch.testing.assert_close(value, before[name], rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("frames", [70, 64, 20])  # whole blocks and a rest, whole only, rest only
+@pytest.mark.parametrize("frames", [70, 63, 5])  # k = 9: a rest of 7 frames, none, fewer than k
 def test_temporal_stage_and_adjoint_match_the_plain_temporal_filter(frames):
-    """The block-Toeplitz temporal filter and its hand-written adjoint against the plain
+    """The strided-window temporal filter and its hand-written adjoint against the plain
     module's per-pixel Conv1d (forward values, and the movie gradient by autograd through
-    the Conv1d), in the frozen path's space-to-depth layout (pixel_unshuffle's)."""
+    the Conv1d), in the frozen path's space-to-depth layout (pixel_unshuffle's with the
+    channels in (phase, temporal channel) order); the adjoint from a channels-last
+    gradient (as the spatial convolution's backward gives it) and from a contiguous one."""
     config = FastEncoderConfig(kernel_frames=9)
     encoder = random_encoder(config)
     frozen = FrozenFastEncoder(encoder)
@@ -86,13 +88,25 @@ def test_temporal_stage_and_adjoint_match_the_plain_temporal_filter(frames):
     pixels = ((movie - GRAY_LEVEL) / CONTRAST_SCALE).permute(0, 2, 3, 1).reshape(2 * 36 * 64, 1, -1)
     plain = encoder.temporal(pixels).reshape(2, 36, 64, -1, frames).permute(0, 4, 3, 1, 2)
     plain = torch.nn.functional.pixel_unshuffle(plain.reshape(2 * frames, -1, 36, 64), 2)
+    plain = plain.reshape(2, frames, config.temporal_channels, 2 * 2, 18, 32).transpose(2, 3)
     plain = plain.reshape(2, frames, config.temporal_channels * 2 * 2, 18, 32)
     filtered = frozen.temporal_stage(movie.detach(), with_context=True)
     assert filtered.shape == plain.shape
     assert relative_error(filtered, plain) < 1e-5
     grad = torch.randn(plain.shape, generator=rng)
     (expected,) = torch.autograd.grad((plain * grad).sum(), movie)
-    assert relative_error(frozen.temporal_adjoint(grad), expected) < 1e-5
+    channels_last = grad.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
+    for layout in (grad, channels_last):
+        assert relative_error(frozen.temporal_adjoint(layout), expected) < 1e-5
+    # windows of one clip's gradient, read in place, as bauer2025's windows are
+    starts, length = [0, 1, frames - 4], 4
+    windows = torch.stack([channels_last[1, s : s + length] for s in starts])
+    torch.testing.assert_close(
+        frozen.window_adjoints(channels_last[1], starts, length),
+        frozen.temporal_adjoint(windows),
+        rtol=0,
+        atol=0,
+    )
 
 
 def test_frozen_form_is_kept_between_runs_and_follows_changed_weights():

@@ -38,9 +38,6 @@ from napari_movierecon.errors import MovieReconError
 from napari_movierecon.recording import GRAY_LEVEL
 
 CONTRAST_SCALE = 64.0
-# Output frames per block of the frozen encoder's temporal filter (one matrix product
-# per block): the reference windows' 32 frames.
-TEMPORAL_BLOCK = 32
 # Frames per sparse readout product on a CPU (see _rows_product). A GPU takes a whole clip
 # in one product: on an H200 the frozen pass took 3.0 ms that way, 3.8 ms in 32-frame ones.
 READOUT_FRAMES = 32
@@ -321,17 +318,20 @@ class FrozenFastEncoder(Encoder):
     - the ON/OFF split and the 1x1 mix work channels-last, as two matrix products;
     - the sparse readout matrix and its transpose are built once (CSR), are applied a
       few frames at a time, and no gradient flows to the frozen readout weights;
-    - the per-pixel causal temporal filter is a block-Toeplitz matrix product on
-      strided views of the movie, written straight into its output, and its adjoint
-      adds each block's product in place (no padded copies, no fold): this matters
-      most for ``bauer2025``, which applies the adjoint to every window's gradient.
+    - the per-pixel causal temporal filter is one matrix product on a strided view of
+      the movie (every frame's k input frames per pixel, no copy), written straight
+      in the channels-last layout the spatial convolution takes; its adjoint reads
+      the convolution's channels-last gradient as it is and adds each frame's product
+      in place, k frames apart at a time (no copies, no padding): this matters most
+      for ``bauer2025``, which applies the adjoint to every window's gradient.
 
     ``temporal_stage`` and ``from_temporal`` split the pass after the causal
     temporal filter: everything after it works frame by frame, which the
     reconstruction engine uses to share frames between overlapping windows.
-    The filtered frames' layout (``filtered_shape``) is this class's own: (C_t*s*s,
-    H/s, W/s) space-to-depth frames for stride s, or (C_t, H, W) where the frame
-    shape or the padding does not allow that.
+    The filtered frames' layout (``filtered_shape``) is this class's own: (s*s*C_t,
+    H/s, W/s) space-to-depth frames for stride s (channel = phase * C_t + temporal
+    channel, phase = dy * s + dx), or (C_t, H, W) where the frame shape or the padding
+    does not allow that; channels last in memory either way.
     """
 
     def __init__(self, encoder: FastEncoder) -> None:
@@ -343,10 +343,11 @@ class FrozenFastEncoder(Encoder):
         self.stride = encoder.config.stride
         height, width = self.frame_shape
         with torch.no_grad():
-            self.toeplitz = _toeplitz(encoder.temporal.weight.detach()[:, 0], TEMPORAL_BLOCK)
-            self.toeplitz_adjoint = (self.toeplitz.t() / CONTRAST_SCALE).contiguous()
+            # (k, C_t): tap j of every temporal kernel, oldest input frame first
+            self.temporal_taps = encoder.temporal.weight.detach()[:, 0].t().contiguous()
+            self.adjoint_taps = self.temporal_taps / CONTRAST_SCALE
             self.temporal_channels = encoder.config.temporal_channels
-            temporal_bias = encoder.temporal.bias.detach().clone()
+            self.temporal_bias = encoder.temporal.bias.detach().clone()
             spatial = encoder.spatial.weight.detach()
             self.spatial_bias = encoder.spatial.bias.detach().clone()
             self.spatial_padding = encoder.config.spatial_kernel // 2
@@ -356,16 +357,24 @@ class FrozenFastEncoder(Encoder):
             self.unshuffle = unshuffled is not None
             self.pixel_order = self.pixel_position = None
             if self.unshuffle:
-                self.spatial_weight, self.unshuffled_padding = unshuffled
+                kernel, self.unshuffled_padding = unshuffled
                 s = self.stride
-                self.filtered_shape = (len(temporal_bias) * s * s, height // s, width // s)
-                self.pixel_order = _space_to_depth_order(height, width, s, spatial.device)
+                # pixel_unshuffle's channels (temporal channel, phase) -> (phase, temporal
+                # channel): the order the temporal filter writes them in
+                self.spatial_weight = (
+                    kernel.unflatten(1, (self.temporal_channels, s * s))
+                    .transpose(1, 2)
+                    .flatten(1, 2)
+                    .contiguous()
+                )
+                self.filtered_shape = (self.temporal_channels * s * s, height // s, width // s)
+                self.pixel_order = _channels_last_space_to_depth_order(
+                    height, width, s, spatial.device
+                )
                 self.pixel_position = torch.argsort(self.pixel_order)
-                temporal_bias = temporal_bias.repeat_interleave(s * s)
             else:
                 self.spatial_weight = spatial.clone()
-                self.filtered_shape = (len(temporal_bias), height, width)
-            self.temporal_bias = temporal_bias[:, None, None]
+                self.filtered_shape = (self.temporal_channels, height, width)
             mix = encoder.mix.weight.detach()[:, :, 0, 0].t()  # (2C, R): ON rows, then OFF
             self.mix_on, self.mix_off = (half.contiguous() for half in mix.chunk(2))
             self.mix_bias = encoder.mix.bias.detach().clone()
@@ -382,36 +391,44 @@ class FrozenFastEncoder(Encoder):
         self._gain_cache: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def temporal_stage(self, movie: torch.Tensor, with_context: bool = False) -> torch.Tensor:
-        """Causal temporal filter output (B, T, *filtered_shape) for a movie (B, T', H, W)
-        0..255: T = T' with gray before the clip, or T = T' - context_frames when the
-        movie already starts with its context (``with_context``). Differentiable."""
+        """Causal temporal filter output (B, T, *filtered_shape), channels last in memory,
+        for a movie (B, T', H, W) 0..255: T = T' with gray before the clip, or
+        T = T' - context_frames when the movie already starts with its context
+        (``with_context``). Differentiable."""
         return _TemporalFilter.apply(movie, self, with_context)
 
     def temporal_adjoint(self, grad: torch.Tensor) -> torch.Tensor:
         """The gradient (B, T + context_frames, H, W) with respect to a movie that starts
         with its context, of sum(grad * temporal_stage(movie, with_context=True)), for
-        ``grad`` (B, T, *filtered_shape). Linear in ``grad``; the movie does not matter."""
-        b, t = grad.shape[:2]
+        ``grad`` (B, T, *filtered_shape) in any memory layout (channels last, as the
+        spatial convolution's backward makes it, costs no copy). Linear in ``grad``; the
+        movie does not matter."""
+        return self._adjoints(list(grad), grad.shape[1])
+
+    def window_adjoints(self, grad: torch.Tensor, starts, frames: int) -> torch.Tensor:
+        """``temporal_adjoint`` of the windows ``grad[start : start + frames]`` of one clip's
+        gradient ``grad`` (T, *filtered_shape), one per start (W,), without copying them
+        out: (W, frames + context_frames, H, W)."""
+        return self._adjoints([grad[start : start + frames] for start in starts], frames)
+
+    def _adjoints(self, grads: list[torch.Tensor], t: int) -> torch.Tensor:
+        """``temporal_adjoint`` of each (T, *filtered_shape) tensor in ``grads``, stacked."""
         height, width = self.frame_shape
-        channels, context = self.temporal_channels, self.context_frames
-        whole, rest = divmod(t, TEMPORAL_BLOCK)
-        rows = grad.reshape(b, t * channels, height * width)
-        total = grad.new_zeros(b, t + context, height * width)
-        # Output block i read input frames i*TB .. i*TB + TB + context - 1 (TB =
-        # TEMPORAL_BLOCK): the adjoint of each block adds there (overlap-add).
-        if whole:
-            blocks = rows[:, : whole * TEMPORAL_BLOCK * channels]
-            spans = torch.matmul(self.toeplitz_adjoint, blocks.unflatten(1, (whole, -1)))
-            for i in range(whole):  # (B, TB + context, H*W) each: small
-                first = i * TEMPORAL_BLOCK
-                total[:, first : first + TEMPORAL_BLOCK + context] += spans[:, i]
-        if rest:
-            first = whole * TEMPORAL_BLOCK
-            corner = self.toeplitz_adjoint[: rest + context, : rest * channels]
-            total[:, first:] += torch.matmul(corner, rows[:, first * channels :])
-        if self.pixel_position is not None:  # back from space-to-depth order
+        taps, channels = self.adjoint_taps, self.temporal_channels
+        size = taps.shape[0]
+        total = taps.new_zeros(len(grads), t + size - 1, height * width)
+        for out, grad in zip(total, grads, strict=True):
+            rows = grad.permute(0, 2, 3, 1).reshape(t, height * width, channels)
+            # Output frame f read input frames f .. f + k - 1, so the frames f = r, r + k,
+            # r + 2k, ... add into disjoint k-frame spans: one batched product each, in place.
+            for first in range(min(size, t)):
+                count = (t - 1 - first) // size + 1
+                spans = out[first : first + count * size].view(count, size, -1)
+                frames = rows[first::size].transpose(1, 2)  # (count, C_t, pixels)
+                spans.baddbmm_(taps.expand(count, size, channels), frames)
+        if self.pixel_position is not None:  # back from the filter's pixel order
             total = total[:, :, self.pixel_position]
-        return total.reshape(b, t + context, height, width)
+        return total.reshape(len(grads), t + size - 1, height, width)
 
     def _temporal_forward(self, movie: torch.Tensor, with_context: bool) -> torch.Tensor:
         b, _, height, width = movie.shape
@@ -420,20 +437,15 @@ class FrozenFastEncoder(Encoder):
             x = x[:, :, self.pixel_order]
         if not with_context:
             x = F.pad(x, (0, 0, self.context_frames, 0))  # causal: gray before the clip
-        channels, context = self.temporal_channels, self.context_frames
-        t = x.shape[1] - context
-        whole, rest = divmod(t, TEMPORAL_BLOCK)
-        h = x.new_empty(b, t * channels, height * width)
-        if whole:  # one product per clip straight into h, on strided windows of x (no copy)
-            windows = x.unfold(1, TEMPORAL_BLOCK + context, TEMPORAL_BLOCK)[:, :whole]
-            for clip in range(b):
-                out = h[clip, : whole * TEMPORAL_BLOCK * channels].unflatten(0, (whole, -1))
-                torch.matmul(self.toeplitz, windows[clip].transpose(-1, -2), out=out)
-        if rest:
-            first = whole * TEMPORAL_BLOCK
-            corner = self.toeplitz[: rest * channels, : rest + context]
-            h[:, first * channels :] = torch.matmul(corner, x[:, first:])
-        return h.reshape(b, t, *self.filtered_shape).add_(self.temporal_bias)
+        size, channels = self.temporal_taps.shape
+        t = x.shape[1] - self.context_frames
+        h = x.new_empty(b, t, height * width, channels)
+        if t > 0:
+            taps = self.temporal_taps.expand(t, size, channels)
+            for clip in range(b):  # (T, pixels, k) windows of x: a strided view, no copy
+                torch.bmm(x[clip].unfold(0, size, 1), taps, out=h[clip])
+        h += self.temporal_bias
+        return h.view(b, t, *self.filtered_shape[1:], -1).permute(0, 1, 4, 2, 3)
 
     def from_temporal(self, h: torch.Tensor, behavior: torch.Tensor) -> torch.Tensor:
         """Rates (B, N, T) from ``temporal_stage``'s output (B, T, *filtered_shape); frame by
@@ -457,8 +469,8 @@ class FrozenFastEncoder(Encoder):
             )
         y = y.permute(0, 2, 3, 1).reshape(-1, self.mix_on.shape[0])  # (B*T*P, C), channels last
         # The 1x1 mix of [ON, OFF] as two products: no concatenated copy, and autograd's
-        # backward never slices one.
-        mixed = torch.addmm(self.mix_bias, F.elu(y), self.mix_on).addmm(F.elu(-y), self.mix_off)
+        # backward never slices one; the second adds in place (no copy of the first).
+        mixed = torch.addmm(self.mix_bias, F.elu(y), self.mix_on).addmm_(F.elu(-y), self.mix_off)
         mixed = F.elu(mixed)  # (B*T*P, R)
         drive = _FrozenReadout.apply(mixed.reshape(b * t, -1), self.readout, self.readout_t)
         drive = drive.reshape(-1, b, t).transpose(0, 1) + self.readout_bias[:, None]
@@ -507,30 +519,22 @@ def _sorted_csr(rows, columns, values, shape) -> torch.Tensor:
     return _csr(pointers, columns[order], values[order], shape)
 
 
-def _space_to_depth_order(height: int, width: int, stride: int, device) -> torch.Tensor:
-    """Pixel indices (H*W,) of a frame in ``pixel_unshuffle``'s order: phase (dy, dx)
-    major, then the row and column of the stride-s grid."""
+def _channels_last_space_to_depth_order(
+    height: int, width: int, stride: int, device
+) -> torch.Tensor:
+    """Pixel indices (H*W,) of a frame in channels-last space-to-depth order: the row
+    and column of the stride-s grid major, then the phase (dy, dx)."""
     grid = torch.arange(height * width, device=device)
     return (
         grid.reshape(height // stride, stride, width // stride, stride)
-        .permute(1, 3, 0, 2)
+        .permute(0, 2, 1, 3)
         .flatten()
     )
 
 
-def _toeplitz(kernels: torch.Tensor, frames: int) -> torch.Tensor:
-    """The causal temporal filter bank ``kernels`` (C, k) as a matrix (frames*C,
-    frames + k - 1): row (f, c) filters input frames f..f+k-1 into output frame f."""
-    channels, size = kernels.shape
-    matrix = kernels.new_zeros((frames, channels, frames + size - 1))
-    for f in range(frames):
-        matrix[f, :, f : f + size] = kernels
-    return matrix.reshape(frames * channels, frames + size - 1)
-
-
 class _TemporalFilter(torch.autograd.Function):
-    """The temporal filter bank as block-Toeplitz matrix products (a 1-input-channel
-    convolution is slow on CPU); backward through ``temporal_adjoint``."""
+    """The temporal filter bank as one matrix product on strided windows (a
+    1-input-channel convolution is slow on CPU); backward through ``temporal_adjoint``."""
 
     @staticmethod
     def forward(ctx, movie, encoder, with_context):
@@ -539,7 +543,7 @@ class _TemporalFilter(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        movie_grad = ctx.encoder.temporal_adjoint(grad.contiguous())
+        movie_grad = ctx.encoder.temporal_adjoint(grad)
         if not ctx.with_context:
             movie_grad = movie_grad[:, ctx.encoder.context_frames :]
         return movie_grad, None, None

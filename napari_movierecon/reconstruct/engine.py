@@ -287,6 +287,7 @@ class _SharedFramesObjective:
         n_frames = responses.shape[1]
         length = min(config.window_frames or n_frames, n_frames)
         self.member = member
+        self.length = length
         self.context = member.context_frames
         self.skip = self.context
         self.normalize_in_combine = config.normalize_window_gradients
@@ -313,7 +314,7 @@ class _SharedFramesObjective:
         frame_losses = poisson_terms(rates, self.target).sum(0) * self.scale  # (T,)
         (grad,) = torch.autograd.grad(frame_losses.sum(), filtered)
         frames = self.frames[batch]
-        window_grads = self.member.temporal_adjoint(grad[0][frames])
+        window_grads = self.member.window_adjoints(grad[0], self.starts[batch], self.length)
         losses = frame_losses.detach()[frames].sum(1)
         self.held_out.collect_frames(clip_rates, frames)
         return window_grads * self.valid[batch], losses.tolist()
