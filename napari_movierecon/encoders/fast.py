@@ -346,7 +346,7 @@ class FrozenFastEncoder(Encoder):
             # (k, C_t): tap j of every temporal kernel, oldest input frame first
             self.temporal_taps = encoder.temporal.weight.detach()[:, 0].t().contiguous()
             self.adjoint_taps = self.temporal_taps / CONTRAST_SCALE
-            self.temporal_channels = encoder.config.temporal_channels
+            channels = encoder.config.temporal_channels
             self.temporal_bias = encoder.temporal.bias.detach().clone()
             spatial = encoder.spatial.weight.detach()
             self.spatial_bias = encoder.spatial.bias.detach().clone()
@@ -362,19 +362,19 @@ class FrozenFastEncoder(Encoder):
                 # pixel_unshuffle's channels (temporal channel, phase) -> (phase, temporal
                 # channel): the order the temporal filter writes them in
                 self.spatial_weight = (
-                    kernel.unflatten(1, (self.temporal_channels, s * s))
+                    kernel.unflatten(1, (channels, s * s))
                     .transpose(1, 2)
                     .flatten(1, 2)
                     .contiguous()
                 )
-                self.filtered_shape = (self.temporal_channels * s * s, height // s, width // s)
+                self.filtered_shape = (channels * s * s, height // s, width // s)
                 self.pixel_order = _channels_last_space_to_depth_order(
                     height, width, s, spatial.device
                 )
                 self.pixel_position = torch.argsort(self.pixel_order)
             else:
                 self.spatial_weight = spatial.clone()
-                self.filtered_shape = (self.temporal_channels, height, width)
+                self.filtered_shape = (channels, height, width)
             mix = encoder.mix.weight.detach()[:, :, 0, 0].t()  # (2C, R): ON rows, then OFF
             self.mix_on, self.mix_off = (half.contiguous() for half in mix.chunk(2))
             self.mix_bias = encoder.mix.bias.detach().clone()
@@ -414,8 +414,8 @@ class FrozenFastEncoder(Encoder):
     def _adjoints(self, grads: list[torch.Tensor], t: int) -> torch.Tensor:
         """``temporal_adjoint`` of each (T, *filtered_shape) tensor in ``grads``, stacked."""
         height, width = self.frame_shape
-        taps, channels = self.adjoint_taps, self.temporal_channels
-        size = taps.shape[0]
+        taps = self.adjoint_taps
+        size, channels = taps.shape
         total = taps.new_zeros(len(grads), t + size - 1, height * width)
         for out, grad in zip(total, grads, strict=True):
             rows = grad.permute(0, 2, 3, 1).reshape(t, height * width, channels)

@@ -287,7 +287,6 @@ class _SharedFramesObjective:
         n_frames = responses.shape[1]
         length = min(config.window_frames or n_frames, n_frames)
         self.member = member
-        self.length = length
         self.context = member.context_frames
         self.skip = self.context
         self.normalize_in_combine = config.normalize_window_gradients
@@ -316,7 +315,9 @@ class _SharedFramesObjective:
         frame_losses = poisson_terms(rates, self.target).sum(0) * self.scale  # (T,)
         (grad,) = torch.autograd.grad(frame_losses.sum(), filtered)
         frames = self.frames[batch]
-        window_grads = self.member.window_adjoints(grad[0], self.starts[batch], self.length)
+        window_grads = self.member.window_adjoints(
+            grad[0], self.starts[batch], self.frames.shape[1]
+        )
         losses = frame_losses.detach()[frames].sum(1)
         self.held_out.collect_frames(clip_rates, frames)
         return window_grads * self.valid[batch], losses.tolist()
