@@ -15,6 +15,9 @@ import torch
 from torch import nn
 
 from napari_movierecon.recording import Trial
+from napari_movierecon.vml_dispatch import resolve_vml_dispatch
+
+resolve_vml_dispatch()  # before any multi-threaded torch op (see vml_dispatch)
 
 BEHAVIOR_INPUT_CHANNELS = ("pupil_dilation", "running_speed", "pupil_x", "pupil_y")
 

@@ -22,6 +22,9 @@ from torch.nn import functional as F
 from napari_movierecon.insilico.population import check_population
 from napari_movierecon.insilico.screen import Screen
 from napari_movierecon.recording import GRAY_LEVEL
+from napari_movierecon.vml_dispatch import resolve_vml_dispatch
+
+resolve_vml_dispatch()  # before any multi-threaded torch op (see vml_dispatch)
 
 FRAME_RATE_HZ = 30.0
 RUN_SCALE_CM_S = 20.0
