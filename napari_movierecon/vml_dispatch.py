@@ -6,8 +6,8 @@ picks a VML kernel lazily on the first call in the process, and when that first 
 runs on several threads at once one thread can use a low-accuracy kernel for its
 whole chunk (pytorch/pytorch#188792). Measured here (torch 2.13's oneMKL 2024.0, 2
 threads, 2 cores): after a matrix product, the first large ``torch.sqrt`` of a process
-differed from the next one in half its values, by up to ~1e-4 relative, in 6 of 30
-processes (10 of 20 after a larger product). The later calls are right, so each
+differed from the next one in half its values, by up to ~1e-4 relative, in 16 of 50
+processes (two scripts: 6 of 30, 10 of 20). The later calls are right, so each
 process had one silently wrong op, and which process got it was chance:
 
 - building the in-silico mouse, its first calibration clip's energies, so the drive
