@@ -32,11 +32,11 @@ import numpy as np
 import torch
 
 from benchmarks.timing import device_label, finished
+from napari_movierecon.allocator import retain_freed_memory
 from napari_movierecon.cli import device_name
 from napari_movierecon.encoders.argus_checkpoint import PUBLISHED_READOUTS
 from napari_movierecon.encoders.dwiseneuro import DwiseNeuroConfig, DwiseNeuroEncoder
 from napari_movierecon.encoders.ensemble import Ensemble
-from napari_movierecon.reconstruct.allocator import retain_freed_memory
 from napari_movierecon.reconstruct.config import PRESETS
 from napari_movierecon.reconstruct.cost import estimate_reconstruction_cost, format_duration
 

@@ -9,6 +9,9 @@ Also times one training step of the plain module (as ``train_encoder`` takes it:
 forward of 4 clips x 150 frames, Poisson loss, backward to every parameter, AdamW
 step), the cost that ``movierecon train`` and ``distill`` repeat.
 
+Freed memory is kept for reuse (``napari_movierecon.allocator``), as the
+reconstruction engine and training do while they run.
+
 FLOPs: the core (convolutions, forward and backward to the movie) is counted
 by torch's FlopCounterMode; the sparse readout by hand (2 x non-zeros x
 frames, once forward and once backward), because FlopCounterMode counts a
@@ -31,6 +34,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.timing import device_label, finished
+from napari_movierecon.allocator import retain_freed_memory
 from napari_movierecon.cli import device_name
 from napari_movierecon.encoders.base import Encoder
 from napari_movierecon.encoders.checkpoint import load_encoder
@@ -131,6 +135,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    retain_freed_memory()  # as the engine and training do
 
     if args.encoder:
         encoder = load_encoder(args.encoder)

@@ -33,8 +33,8 @@ from qtpy.QtCore import QTimer
 
 from napari_movierecon._napari.run_status import RunState, RunStatus
 from napari_movierecon._napari.session import TAG, keep_active_layer, panel_translate
+from napari_movierecon.allocator import release_freed_memory
 from napari_movierecon.errors import MovieReconError
-from napari_movierecon.reconstruct.allocator import release_freed_memory
 from napari_movierecon.reconstruct.engine import Snapshot
 from napari_movierecon.reconstruct.job import ReconstructionJob
 from napari_movierecon.reconstruct.results import save_reconstruction

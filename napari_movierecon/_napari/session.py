@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import numpy as np
 from psygnal import Signal
 
-from napari_movierecon.reconstruct.allocator import release_freed_memory
+from napari_movierecon.allocator import release_freed_memory
 from napari_movierecon.reconstruct.neurons import Selection, encoder_reliability
 from napari_movierecon.recording import Recording, Trial
 

@@ -26,7 +26,7 @@ RESOURCE = "run"
 # Environment of worker processes, set before they start (glibc reads it once):
 # - MALLOC_ARENA_MAX=1: runs execute in the worker's task threads, and glibc gives each
 #   new thread its own arena unless limited at start-up, which the reconstruction's
-#   allocator settings (reconstruct/allocator.py: mallopt once a run starts) can no
+#   allocator settings (napari_movierecon/allocator.py: mallopt once a run starts) can no
 #   longer change; in such an arena large blocks are mapped and unmapped again on every
 #   pass. With one arena the runs reuse one kept heap, as in a single-threaded process.
 # - no MALLOC_TRIM_THRESHOLD_ (distributed sets 65536): setting it turns off glibc's

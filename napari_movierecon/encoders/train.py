@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from napari_movierecon.allocator import retain_freed_memory
 from napari_movierecon.correlation import row_correlation
 from napari_movierecon.encoders.data import TrialCache, stack_crops
 from napari_movierecon.encoders.fast import FastEncoder, FastEncoderConfig
@@ -152,6 +153,7 @@ def train_encoder(
             f"{recording.name}: need trials in both '{config.train_tier}' ({len(train)}) and "
             f"'{config.validation_tier}' ({len(validation)})"
         )
+    retain_freed_memory()  # every step frees and reallocates the same buffers
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     cache = cache or TrialCache(recording)

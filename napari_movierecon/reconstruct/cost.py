@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from napari_movierecon.allocator import retain_freed_memory
 from napari_movierecon.encoders.base import behavior_input
 from napari_movierecon.encoders.ensemble import members_of
-from napari_movierecon.reconstruct.allocator import retain_freed_memory
 from napari_movierecon.reconstruct.engine import build_objectives
 from napari_movierecon.recording import GRAY_LEVEL
 

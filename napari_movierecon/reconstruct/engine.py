@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from napari_movierecon.allocator import retain_freed_memory
 from napari_movierecon.encoders.base import Encoder
 from napari_movierecon.encoders.dwiseneuro import (
     FRAME_SHAPE,
@@ -43,7 +44,6 @@ from napari_movierecon.encoders.fast import FastEncoder, frozen_fast_encoder
 from napari_movierecon.encoders.train import poisson_loss, poisson_terms
 from napari_movierecon.errors import MovieReconError
 from napari_movierecon.reconstruct import metrics
-from napari_movierecon.reconstruct.allocator import retain_freed_memory
 from napari_movierecon.reconstruct.config import ReconstructionConfig
 from napari_movierecon.reconstruct.holdout import StoppingRule, split_holdout
 from napari_movierecon.reconstruct.neurons import check_neuron_indices

@@ -1,4 +1,4 @@
-"""Keep freed memory for reuse during reconstructions (glibc only).
+"""Keep freed memory for reuse during reconstructions and training (glibc only).
 
 Every encoder pass allocates and frees activations of tens of MB. glibc hands
 blocks that large out as fresh ``mmap`` regions and unmaps them on free, so each
@@ -6,7 +6,8 @@ pass page-faults its memory in again: on 2 CPU cores that kernel work took ~45 %
 of a windowed ``bauer2025`` iteration and ~12 % of a ``fast`` one. Serving them
 from one heap that is not trimmed removes it; the price is that the process keeps
 its peak memory (about 1 GB for the sample) until ``release_freed_memory`` is called
-(the napari plugin does when a run is removed) or it exits.
+(the napari plugin does when a run is removed) or it exits. The reconstruction
+engine and ``train_encoder`` apply the settings when they start.
 """
 
 from __future__ import annotations
