@@ -15,6 +15,7 @@ from napari_movierecon.encoders.checkpoint import load_encoder
 from napari_movierecon.encoders.data import TrialCache
 from napari_movierecon.encoders.evaluate import evaluate_encoders
 from napari_movierecon.encoders.fast import (
+    CONTRAST_SCALE,
     FastEncoder,
     FastEncoderConfig,
     _entry_rows,
@@ -33,6 +34,7 @@ from napari_movierecon.insilico.mouse import InSilicoMouse, MouseSpec, TierLayou
 from napari_movierecon.insilico.population import PopulationSpec
 from napari_movierecon.insilico.simulate import SimulatedRecording, write_simulated
 from napari_movierecon.reconstruct.results import load_reconstruction
+from napari_movierecon.recording import GRAY_LEVEL
 
 TINY = MouseSpec(
     seed=5,
@@ -383,6 +385,21 @@ def test_bad_readout_blocks_are_refused(kwargs, message):
         FastEncoder(FastEncoderConfig(**kwargs), np.arange(3))
 
 
+def core_as_written(encoder: FastEncoder, movie: torch.Tensor) -> torch.Tensor:
+    """The core (B, T, h, w, R) through its torch modules as declared: the temporal
+    Conv1d per pixel, the strided spatial Conv2d, the 1x1 mix of [ELU(y), ELU(-y)], ELU."""
+    b, t, height, width = movie.shape
+    x = torch.nn.functional.pad(
+        (movie - GRAY_LEVEL) / CONTRAST_SCALE, (0, 0, 0, 0, encoder.context_frames, 0)
+    )
+    pixels = x.permute(0, 2, 3, 1).reshape(b * height * width, 1, -1)
+    h = encoder.temporal(pixels).reshape(b, height, width, -1, t).permute(0, 4, 3, 1, 2)
+    y = encoder.spatial(h.reshape(b * t, -1, height, width))
+    elu = torch.nn.functional.elu
+    mixed = elu(encoder.mix(torch.cat([elu(y), elu(-y)], 1)))
+    return mixed.permute(0, 2, 3, 1).reshape(b, t, *mixed.shape[2:], -1)
+
+
 @pytest.mark.parametrize(
     "config",
     [
@@ -391,26 +408,32 @@ def test_bad_readout_blocks_are_refused(kwargs, message):
         FastEncoderConfig(frame_shape=(20, 28), spatial_kernel=5, temporal_channels=8),
     ],
 )
-def test_space_to_depth_convolution_trains_like_the_strided_one(config):
-    """Training's module runs its strided spatial convolution as a stride-1 one on
-    space-to-depth frames: the same features and the same gradient for every core
-    parameter as the convolution as written."""
+def test_training_core_computes_its_modules_as_written(config):
+    """Training's module runs the temporal filter as products on strided windows and the
+    strided spatial convolution as a stride-1 one on space-to-depth frames where it can
+    (``strided=False``), or strided: either way the same features and the same gradient
+    for every core parameter and the movie as the modules as declared."""
+    torch.manual_seed(0)
+    encoder = FastEncoder(config, np.arange(5))
+    rng = torch.Generator().manual_seed(1)
+    movie = torch.rand(2, 40, *config.frame_shape, generator=rng) * 255
+    weights = None
     results = []
-    for strided in (False, True):
-        torch.manual_seed(0)
-        encoder = FastEncoder(config, np.arange(5))
-        rng = torch.Generator().manual_seed(1)
-        movie = torch.rand(2, 40, *config.frame_shape, generator=rng) * 255
-        features = encoder.features(movie, strided=strided)
-        weights = torch.randn(features.shape, generator=rng)
+    for run in (core_as_written, False, True):
+        encoder.zero_grad(set_to_none=True)
+        movie.requires_grad_(True).grad = None
+        features = run(encoder, movie) if callable(run) else encoder.features(movie, run)
+        if weights is None:
+            weights = torch.randn(features.shape, generator=rng)
         (features * weights).sum().backward()
         grads = {k: p.grad for k, p in encoder.named_parameters() if p.grad is not None}
-        results.append((features.detach(), grads))
-    (fast, fast_grads), (strided, strided_grads) = results
+        results.append((features.detach(), {**grads, "movie": movie.grad}))
+    (expected, expected_grads), *paths = results
 
-    assert relative_error(fast, strided) < 1e-5
-    assert set(strided_grads) == {
+    assert set(expected_grads) == {"movie"} | {
         f"{m}.{p}" for m in ("temporal", "spatial", "mix") for p in ("weight", "bias")
     }
-    for name, grad in strided_grads.items():
-        assert relative_error(fast_grads[name], grad) < 1e-4, name
+    for features, grads in paths:
+        assert relative_error(features, expected) < 1e-5
+        for name, grad in expected_grads.items():
+            assert relative_error(grads[name], grad) < 1e-4, name

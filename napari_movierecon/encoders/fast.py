@@ -136,40 +136,54 @@ class FastEncoder(Encoder):
     def features(self, movie: torch.Tensor, strided: bool = False) -> torch.Tensor:
         """Core output (B, T, h, w, R), channels last, for a movie (B, T, H, W) in 0..255.
         ``strided``: the spatial convolution as written, strided (the same numbers up
-        to float rounding, slower; the work the benchmarks count)."""
-        b, t, height, width = movie.shape
-        x = (movie - GRAY_LEVEL) / CONTRAST_SCALE
-        x = F.pad(x, (0, 0, 0, 0, self.context_frames, 0))  # causal: gray before the clip
-        # Temporal filtering as a 1-D convolution per pixel (much faster on CPU
-        # than a (k, 1, 1) 3-D convolution), then spatial filtering per frame.
-        pixels = x.permute(0, 2, 3, 1).reshape(b * height * width, 1, -1)
-        h = self._spatial(self.temporal(pixels).reshape(b, height, width, -1, t), strided)
-        y = h.permute(0, 2, 3, 1).reshape(-1, h.shape[1])  # (B*T*h*w, C)
-        # The 1x1 mix of [ON, OFF] as two products: no concatenated copy to slice in
-        # the backward.
-        on, off = self.mix.weight[:, :, 0, 0].t().chunk(2)  # (C, R) each
-        mixed = torch.addmm(self.mix.bias, F.elu(y), on).addmm(F.elu(-y), off)
-        return F.elu(mixed).reshape(b, t, *h.shape[2:], -1)
+        to float rounding, slower; the work the benchmarks count).
 
-    def _spatial(self, h: torch.Tensor, strided: bool = False) -> torch.Tensor:
-        """The spatial filter bank (B*T, C, h, w) on the temporal filters' output
-        (B, H, W, C_t, T). Where the frame shape and padding allow, the strided
-        convolution runs as a stride-1 one on space-to-depth frames (the layout of
-        ``pixel_unshuffle``, made in the one copy the frames need anyway): the same
-        numbers, and on a CPU its backward is much faster than a strided one's."""
-        b, height, width, channels, t = h.shape
+        Where the frame shape and padding allow, the strided convolution runs as a
+        stride-1 one on space-to-depth frames (``pixel_unshuffle``'s blocks): the same
+        numbers, and on a CPU its backward is much faster than a strided one's. The
+        movie's pixels are put in that order before the per-pixel temporal filter,
+        whose output then is the convolution's channels-last input as it is (no copy;
+        the kernel's input channels are reordered instead)."""
+        b, t, height, width = movie.shape
         s = self.config.stride
         unshuffled = None
         if not strided:
             unshuffled = _space_to_depth_kernel(
                 self.spatial.weight, s, self.spatial.padding[0], (height, width)
             )
+        x = ((movie - GRAY_LEVEL) / CONTRAST_SCALE).reshape(b, t, height * width)
+        if unshuffled is not None:
+            x = x[:, :, _channels_last_space_to_depth_order(height, width, s, x.device)]
+        x = F.pad(x, (0, 0, self.context_frames, 0))  # causal: gray before the clip
+        h = self._temporal(x)  # (B, T, pixels, C_t)
         if unshuffled is None:
-            return self.spatial(h.permute(0, 4, 3, 1, 2).reshape(b * t, channels, height, width))
-        kernel, padding = unshuffled
-        frames = h.reshape(b, height // s, s, width // s, s, channels, t)
-        frames = frames.permute(0, 6, 5, 2, 4, 1, 3).reshape(b * t, -1, height // s, width // s)
-        return F.conv2d(frames, kernel, self.spatial.bias, padding=padding)
+            frames = h.reshape(b * t, height, width, -1).permute(0, 3, 1, 2)
+            h = self.spatial(frames)
+        else:
+            kernel, padding = unshuffled
+            frames = h.reshape(b * t, height // s, width // s, -1).permute(0, 3, 1, 2)
+            kernel = _phase_major(kernel, self.config.temporal_channels)
+            h = F.conv2d(frames, kernel, self.spatial.bias, padding=padding)
+        y = h.permute(0, 2, 3, 1).reshape(-1, h.shape[1])  # (B*T*h*w, C), channels last
+        # The 1x1 mix of [ON, OFF] as two products: no concatenated copy to slice in
+        # the backward.
+        on, off = self.mix.weight[:, :, 0, 0].t().chunk(2)  # (C, R) each
+        mixed = torch.addmm(self.mix.bias, F.elu(y), on).addmm(F.elu(-y), off)
+        return F.elu(mixed).reshape(b, t, *h.shape[2:], -1)
+
+    def _temporal(self, x: torch.Tensor) -> torch.Tensor:
+        """The causal temporal filter bank (B, T, pixels, C_t) on pixels (B, T + k - 1,
+        pixels) that start with their k - 1 context frames: per clip, one batched matrix
+        product on strided windows of ``x`` (every output frame's k input frames per
+        pixel; no copy), much faster on a CPU than a 1-channel convolution per pixel."""
+        taps = self.temporal.weight[:, 0].t()  # (k, C_t): tap j reads input frame f + j
+        size = taps.shape[0]
+        t = x.shape[1] - size + 1
+        clips = [
+            torch.baddbmm(self.temporal.bias, clip.unfold(0, size, 1), taps.expand(t, *taps.shape))
+            for clip in x
+        ]
+        return torch.stack(clips)
 
     def readout_parts(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The (N, P*R) readout matrix in CSR parts: (row pointers, columns, values);
@@ -307,23 +321,19 @@ class FrozenFastEncoder(Encoder):
     """A frozen ``FastEncoder``'s rates, and their gradient with respect to the movie,
     computed faster (same numbers up to float rounding). Built from a snapshot of the
     encoder's weights (once per encoder: ``frozen_fast_encoder``); the encoder itself is
-    left unchanged (training never sees this class). What it saves, per forward+backward
-    to the movie:
+    left unchanged (training never sees this class). Like the plain module it runs the
+    temporal filter as products on strided windows of the movie in space-to-depth pixel
+    order and the strided spatial convolution as a stride-1 one on those channels-last
+    frames. What it saves beyond that, per forward+backward to the movie:
 
-    - the strided spatial convolution runs as a stride-1 convolution on the
-      space-to-depth frames (``pixel_unshuffle``'s layout); its backward is then a
-      plain convolution instead of torch's much slower strided transposed one. The
-      movie's pixels are put in space-to-depth order before the (per-pixel) temporal
-      filter, so that layout costs no copy of the filtered frames;
-    - the ON/OFF split and the 1x1 mix work channels-last, as two matrix products;
     - the sparse readout matrix and its transpose are built once (CSR), are applied a
       few frames at a time, and no gradient flows to the frozen readout weights;
-    - the per-pixel causal temporal filter is one matrix product on a strided view of
-      the movie (every frame's k input frames per pixel, no copy), written straight
-      in the channels-last layout the spatial convolution takes; its adjoint reads
-      the convolution's channels-last gradient as it is and adds each frame's product
-      in place, k frames apart at a time (no copies, no padding): this matters most
-      for ``bauer2025``, which applies the adjoint to every window's gradient.
+    - the movie's gradient through the temporal filter is a hand-written adjoint: it
+      reads the convolution's channels-last gradient as it is and adds each frame's
+      product in place, k frames apart at a time (no copies, no padding, no scatter of
+      the strided windows' gradients): this matters most for ``bauer2025``, which
+      applies the adjoint to every window's gradient;
+    - the mix's second product adds in place, and no gradient flows to any weight.
 
     ``temporal_stage`` and ``from_temporal`` split the pass after the causal
     temporal filter: everything after it works frame by frame, which the
@@ -359,14 +369,7 @@ class FrozenFastEncoder(Encoder):
             if self.unshuffle:
                 kernel, self.unshuffled_padding = unshuffled
                 s = self.stride
-                # pixel_unshuffle's channels (temporal channel, phase) -> (phase, temporal
-                # channel): the order the temporal filter writes them in
-                self.spatial_weight = (
-                    kernel.unflatten(1, (channels, s * s))
-                    .transpose(1, 2)
-                    .flatten(1, 2)
-                    .contiguous()
-                )
+                self.spatial_weight = _phase_major(kernel, channels).contiguous()
                 self.filtered_shape = (channels * s * s, height // s, width // s)
                 self.pixel_order = _channels_last_space_to_depth_order(
                     height, width, s, spatial.device
@@ -510,11 +513,15 @@ def frozen_fast_encoder(encoder: FastEncoder) -> FrozenFastEncoder:
 
 
 def _sorted_csr(rows, columns, values, shape) -> torch.Tensor:
-    """A CSR matrix from (row, column, value) triplets in any order."""
-    order = torch.argsort(rows * shape[1] + columns)
+    """A CSR matrix from (row, column, value) triplets whose columns ascend within each
+    row in the order given, as another CSR matrix's entries do, read in order with rows
+    and columns swapped or not: a stable sort by row alone puts them in CSR order."""
+    small = len(values) < 2**31 and max(shape) < 2**31
+    # 32-bit keys sort ~2x faster; 32-bit indices are what the sparse kernels use
+    order = torch.argsort(rows.int() if small else rows, stable=True)
     counts = torch.bincount(rows, minlength=shape[0])
     pointers = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
-    if len(values) < 2**31:  # 32-bit indices, as the sparse kernels use (no conversion per call)
+    if small:
         pointers, columns = pointers.int(), columns.int()
     return _csr(pointers, columns[order], values[order], shape)
 
@@ -547,6 +554,13 @@ class _TemporalFilter(torch.autograd.Function):
         if not ctx.with_context:
             movie_grad = movie_grad[:, ctx.encoder.context_frames :]
         return movie_grad, None, None
+
+
+def _phase_major(kernel: torch.Tensor, channels: int) -> torch.Tensor:
+    """A space-to-depth kernel (O, C*s*s, k', k') (``_space_to_depth_kernel``: channel
+    c*s*s + phase) with its input channels in (phase, channel) order: channel
+    phase*C + c, the order the per-pixel temporal filter writes them in."""
+    return kernel.unflatten(1, (channels, -1)).transpose(1, 2).flatten(1, 2)
 
 
 def _space_to_depth_kernel(
