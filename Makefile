@@ -58,9 +58,9 @@ bench: setup bench_out/mask.safetensors
 	.venv/bin/python -m benchmarks.distill_bench --extra-movies 200 --clips 5 \
 		--mask bench_out/mask.safetensors
 
-# bauer2025 next to fast on the same 5 clips: ~9-10 min per bauer2025 clip on 2 cores with the
-# present sample ensemble (543 s for test clip 10 on 2026-12-05; 586 s before that day's
-# temporal filter in the convolution's layout, 788-811 s a clip before 2026-12-04's faster one).
+# bauer2025 next to fast on the same 5 clips: ~8 min per bauer2025 clip on 2 cores with the
+# present sample ensemble (488-503 s a clip on 2026-12-05; 788-811 s a clip before the faster
+# temporal filters of 2026-12-04/05).
 # The stopping rule with bauer2025 shortened to member 1 and 200 iterations (~1 min a run):
 # 2 runs on a validation clip (~2 min), then its settings on the 5 test clips (10 runs, ~9 min).
 # Finished runs are kept in bench_out/*/runs.jsonl; re-running resumes.
