@@ -151,11 +151,10 @@ class FastEncoder(Encoder):
             unshuffled = _space_to_depth_kernel(
                 self.spatial.weight, s, self.spatial.padding[0], (height, width)
             )
-        x = ((movie - GRAY_LEVEL) / CONTRAST_SCALE).reshape(b, t, height * width)
+        order = None
         if unshuffled is not None:
-            x = x[:, :, _channels_last_space_to_depth_order(height, width, s, x.device)]
-        x = F.pad(x, (0, 0, self.context_frames, 0))  # causal: gray before the clip
-        h = self._temporal(x)  # (B, T, pixels, C_t)
+            order = _channels_last_space_to_depth_order(height, width, s, movie.device)
+        h = self._temporal(_filter_input(movie, order, self.context_frames))  # (B, T, pixels, C_t)
         if unshuffled is None:
             frames = h.reshape(b * t, height, width, -1).permute(0, 3, 1, 2)
             h = self.spatial(frames)
@@ -435,11 +434,7 @@ class FrozenFastEncoder(Encoder):
 
     def _temporal_forward(self, movie: torch.Tensor, with_context: bool) -> torch.Tensor:
         b, _, height, width = movie.shape
-        x = ((movie - GRAY_LEVEL) / CONTRAST_SCALE).reshape(b, -1, height * width)
-        if self.pixel_order is not None:
-            x = x[:, :, self.pixel_order]
-        if not with_context:
-            x = F.pad(x, (0, 0, self.context_frames, 0))  # causal: gray before the clip
+        x = _filter_input(movie, self.pixel_order, 0 if with_context else self.context_frames)
         size, channels = self.temporal_taps.shape
         t = x.shape[1] - self.context_frames
         h = x.new_empty(b, t, height * width, channels)
@@ -554,6 +549,17 @@ class _TemporalFilter(torch.autograd.Function):
         if not ctx.with_context:
             movie_grad = movie_grad[:, ctx.encoder.context_frames :]
         return movie_grad, None, None
+
+
+def _filter_input(movie: torch.Tensor, pixel_order, context_frames: int) -> torch.Tensor:
+    """The temporal filter's input (B, context_frames + T, pixels) for a movie (B, T, H, W)
+    in 0..255: contrast-scaled, pixels in ``pixel_order`` (H*W,) when given (else row
+    major), with ``context_frames`` gray frames before the clip (causal)."""
+    b, _, height, width = movie.shape
+    x = ((movie - GRAY_LEVEL) / CONTRAST_SCALE).reshape(b, -1, height * width)
+    if pixel_order is not None:
+        x = x[:, :, pixel_order]
+    return F.pad(x, (0, 0, context_frames, 0)) if context_frames else x
 
 
 def _phase_major(kernel: torch.Tensor, channels: int) -> torch.Tensor:
