@@ -6,7 +6,9 @@ generated ones, all labelled by the ensemble (``encoders.distill``; or reuses
 for training or choosing anything): teacher's and student's single-trial correlation
 (and the in-silico oracle's), the student's agreement with the teacher, and the
 ``fast`` reconstruction of ``--clips`` clips with each (masked pixel correlation and
-wall time, as reconstruct_bench). Writes OUT/distill_bench.md.
+wall time, as reconstruct_bench). Writes OUT/distill_bench.md. ``--epochs E`` runs the
+whole E-epoch schedule (patience E); ``--init`` starts the student from the teacher's
+first member (``movierecon distill --init``).
 
     python -m benchmarks.distill_bench --extra-movies 200 --clips 5 \
         --mask bench_out/mask.safetensors
@@ -27,6 +29,7 @@ from napari_movierecon.correlation import row_correlation
 from napari_movierecon.encoders.base import behavior_input
 from napari_movierecon.encoders.checkpoint import load_encoder, save_ensemble
 from napari_movierecon.encoders.distill import distill_encoder
+from napari_movierecon.encoders.ensemble import members_of
 from napari_movierecon.encoders.evaluate import evaluate_encoders
 from napari_movierecon.encoders.train import TrainConfig
 from napari_movierecon.insilico.figures import COVERAGE_MIN_FRACTION, coverage_map
@@ -55,6 +58,12 @@ def main() -> None:
     )
     parser.add_argument("--extra-movies", type=int, default=200)
     parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--learning-rate", type=float, default=None)
+    parser.add_argument(
+        "--init",
+        action="store_true",
+        help="start the student from the teacher's first member instead of from the data",
+    )
     parser.add_argument("--student", type=Path, default=None, help="reuse this student")
     parser.add_argument("--clips", type=int, default=5)
     parser.add_argument("--mask", type=Path, default=None)
@@ -66,8 +75,15 @@ def main() -> None:
     teacher = open_encoder("sample")
     started = time.perf_counter()
     if args.student is None:
-        config = TrainConfig(seed=0, **({"epochs": args.epochs} if args.epochs else {}))
-        student, record = distill_encoder(teacher, recording, args.extra_movies, config=config)
+        chosen = {"epochs": args.epochs, "patience": args.epochs}
+        chosen = {k: v for k, v in chosen.items() if v} | (
+            {"learning_rate": args.learning_rate} if args.learning_rate else {}
+        )
+        config = TrainConfig(seed=0, **chosen)
+        init = teacher.members[0] if args.init else None
+        student, record = distill_encoder(
+            teacher, recording, args.extra_movies, config=config, init=init
+        )
         args.student = args.out / "student"
         save_ensemble([student], [record], args.student, overwrite=True)
     student = load_encoder(args.student)
@@ -91,11 +107,13 @@ def main() -> None:
     corr = {n: statistics.mean(r["correlation"] for r in rs) for n, rs in runs.items()}
     secs = {n: statistics.median(r["seconds"] for r in rs) for n, rs in runs.items()}
     summary = {n: e.summary() for n, e in scored.items()}
+    start = members_of(student)[0].record.get("initialised_from")
     lines = [
         f"# Distillation of the sample ensemble into one student ({args.threads} CPU threads)",
         "",
         f"Student: {args.student} ({args.extra_movies} extra movies; "
-        f"{'trained' if train_seconds > 60 else 'reused'}, {train_seconds:.0f} s).",
+        + (f"started from {start['source']} ({start['weights_sha256'][:12]}); " if start else "")
+        + f"{'trained' if train_seconds > 60 else 'reused'}, {train_seconds:.0f} s).",
         "",
         "| encoder | test single-trial correlation | / oracle | fast reconstruction "
         f"({len(clips)} clips, mean) | wall time per clip (median) |",

@@ -187,11 +187,24 @@ def _add_mask_options(parser: argparse.ArgumentParser, npy_masks: bool) -> None:
 
 
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
-    """--epochs, --patience, --max-train-trials and the FastEncoder architecture options
-    (--readout-block, --temporal-channels, --channels, --readout-channels) of encoder
-    training."""
+    """--epochs, --patience, --learning-rate, --max-train-trials, --init and the FastEncoder
+    architecture options (--readout-block, --temporal-channels, --channels,
+    --readout-channels) of encoder training."""
     parser.add_argument(
         "--epochs", type=positive_int, default=None, help="at most this many (default 20)"
+    )
+    parser.add_argument(
+        "--learning-rate",
+        type=positive_float,
+        default=None,
+        help="AdamW's peak learning rate, after the warm-up (default 0.01)",
+    )
+    parser.add_argument(
+        "--init",
+        default=None,
+        help="start from the weights of this FastEncoder checkpoint or ensemble folder "
+        "('sample': the sample ensemble), member k from its member k (cycling), instead of "
+        "from the data; its architecture is used",
     )
     parser.add_argument(
         "--patience",
@@ -341,8 +354,9 @@ def _training_reporter(member: int, members: int) -> Iterator[Callable]:
 
 def train_members(args: argparse.Namespace, train_one: Callable, kind: str, versus: str = ""):
     """Train ``args.members`` encoders (seed ``args.seed`` + k; ``--epochs``, ``--patience``,
-    ``--max-train-trials``, the architecture options, ``--device``) with
-    ``train_one(model_config, config, report) -> (encoder, record)``, print each one's
+    ``--learning-rate``, ``--max-train-trials``, ``--init``, the architecture options,
+    ``--device``) with ``train_one(model_config, config, report, init) -> (encoder,
+    record)`` (``init``: the FastEncoder to start from, or None), print each one's
     validation score (``kind`` k: best validation correlation ``versus`` ...) and save
     them as an ensemble folder at ``args.out``. Returns (records, the folder, its size
     in MB)."""
@@ -352,12 +366,14 @@ def train_members(args: argparse.Namespace, train_one: Callable, kind: str, vers
 
     names = ("readout_block", "temporal_channels", "channels", "readout_channels")
     core = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
-    model_config = FastEncoderConfig(**core)  # checked now
+    starts = _initial_members(args.init)
+    # starting from weights takes their architecture, unless options ask for another
+    model_config = FastEncoderConfig(**core) if core or not starts else None  # checked now
     members, records = [], []
     for k in range(args.members):
         chosen = {
             name: getattr(args, name)
-            for name in ("epochs", "patience")
+            for name in ("epochs", "patience", "learning_rate")
             if getattr(args, name) is not None
         }
         config = TrainConfig(
@@ -366,8 +382,9 @@ def train_members(args: argparse.Namespace, train_one: Callable, kind: str, vers
             device=args.device,
             **chosen,
         )
+        init = starts[k % len(starts)] if starts else None
         with _training_reporter(k, args.members) as report:
-            encoder, record = train_one(model_config, config, report)
+            encoder, record = train_one(model_config, config, report, init)
         print(
             f"{kind} {k + 1}: best validation correlation{versus} "
             f"{record['validation_correlation_mean']:.4f} (epoch {record['best_epoch'] + 1}), "
@@ -380,6 +397,20 @@ def train_members(args: argparse.Namespace, train_one: Callable, kind: str, vers
     return records, out, sum(p.stat().st_size for p in out.iterdir()) / 1e6
 
 
+def _initial_members(source: str | None) -> list:
+    """The FastEncoder members that ``--init`` names (empty without it)."""
+    from napari_movierecon.encoders.ensemble import members_of
+    from napari_movierecon.encoders.fast import FastEncoder
+    from napari_movierecon.sources import open_encoder
+
+    if source is None:
+        return []
+    members = members_of(open_encoder(source))
+    if not all(isinstance(m, FastEncoder) for m in members):
+        raise MovieReconError(f"--init {source}: training can only start from FastEncoder weights")
+    return members
+
+
 def run_train(args: argparse.Namespace) -> None:
     from napari_movierecon.encoders.data import TrialCache
     from napari_movierecon.encoders.train import train_encoder
@@ -390,8 +421,10 @@ def run_train(args: argparse.Namespace) -> None:
     recording = open_recording(args.recording)
     cache = TrialCache(recording)
 
-    def train_one(model_config, config, report):
-        return train_encoder(recording, model_config, config, callback=report, cache=cache)
+    def train_one(model_config, config, report, init):
+        return train_encoder(
+            recording, model_config, config, callback=report, cache=cache, init=init
+        )
 
     records, out, megabytes = train_members(args, train_one, "member")
     print(f"wrote {out} ({len(records)} members, {megabytes:.1f} MB)")

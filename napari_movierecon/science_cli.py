@@ -41,9 +41,9 @@ def run_distill(args: argparse.Namespace) -> None:
     recording = open_recording(args.recording)
     teacher = open_encoder(args.teacher, mouse=args.mouse, recording=recording)
 
-    def train_one(model_config, config, report):
+    def train_one(model_config, config, report, init):
         return distill_encoder(
-            teacher, recording, args.extra_movies, model_config, config, callback=report
+            teacher, recording, args.extra_movies, model_config, config, report, init
         )
 
     records, out, megabytes = train_members(args, train_one, "student", " with the teacher")

@@ -12,18 +12,16 @@ from napari_movierecon.cli import main
 from napari_movierecon.encoders.base import behavior_input
 from napari_movierecon.encoders.checkpoint import load_encoder, save_encoder
 from napari_movierecon.encoders.data import TrialCache
-from napari_movierecon.encoders.distill import (
-    TeacherLabelledRecording,
-    distill_encoder,
-    teacher_identity,
-)
+from napari_movierecon.encoders.distill import TeacherLabelledRecording, distill_encoder
 from napari_movierecon.encoders.fast import FastEncoder, FastEncoderConfig
+from napari_movierecon.encoders.identity import encoder_identity
 from napari_movierecon.encoders.train import (
     TrainConfig,
     build_encoder,
     per_neuron_correlation,
     train_encoder,
 )
+from napari_movierecon.errors import CheckpointError, MovieReconError
 from napari_movierecon.insilico.mouse import InSilicoMouse, MouseSpec, TierLayout
 from napari_movierecon.insilico.population import PopulationSpec
 from napari_movierecon.insilico.simulate import SimulatedRecording, write_simulated
@@ -103,7 +101,7 @@ def test_distilling_a_tiny_teacher_converges(recording, teacher):
     trained_score = held_out_agreement(student, teacher, recording)
     untrained_score = held_out_agreement(untrained, teacher, recording)
     assert trained_score > 0.6 and trained_score > untrained_score + 0.3
-    assert record["distilled_from"] == teacher_identity(teacher)
+    assert record["distilled_from"] == encoder_identity(teacher)
     assert record["extra_movies"] == 10 and record["recording"] == recording.name
 
 
@@ -119,7 +117,47 @@ def test_cli_distill_writes_students_that_name_their_teacher(tmp_path, recording
     assert main(args) == 0
     students = load_encoder(out)
     assert len(students) == 2
-    digest = teacher_identity(load_encoder(tmp_path / "teacher.safetensors"))["weights_sha256"]
+    digest = encoder_identity(load_encoder(tmp_path / "teacher.safetensors"))["weights_sha256"]
     for member in students.members:
         assert member.record["distilled_from"]["weights_sha256"] == digest
     assert main(args) == 2  # the folder exists: refused, not overwritten
+
+
+def test_a_student_started_from_the_teachers_weights_begins_as_the_teacher(recording, teacher):
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    barely = replace(QUICK, epochs=1, learning_rate=1e-7)
+    warm, record = distill_encoder(teacher, recording, 2, config=barely, init=teacher)
+    cold, _ = distill_encoder(teacher, recording, 2, config=barely)
+    assert held_out_agreement(warm, teacher, recording) > 0.999
+    assert held_out_agreement(cold, teacher, recording) < 0.9
+    assert record["initialised_from"] == encoder_identity(teacher)
+    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
+
+
+def test_starting_weights_of_another_architecture_or_mouse_are_refused(recording, teacher):
+    with pytest.raises(MovieReconError, match="architecture asked for"):
+        train_encoder(recording, SMALL, QUICK, init=teacher)
+    fewer = replace(TINY, population=PopulationSpec(n_neurons=120))
+    other = SimulatedRecording(InSilicoMouse.build(fewer))
+    with pytest.raises(CheckpointError, match="trained on another recording"):
+        train_encoder(other, None, QUICK, init=teacher)
+
+
+def test_cli_train_starts_each_member_from_the_init_weights(tmp_path, recording, teacher):
+    folder = tmp_path / "mouse"
+    write_simulated(recording, folder)
+    save_encoder(teacher, tmp_path / "start.safetensors", {"note": "tiny"})
+    out = tmp_path / "members"
+    args = ["train", "--recording", str(folder), "--out", str(out), "--members", "2",
+            "--epochs", "1", "--learning-rate", "1e-7", "--init",
+            str(tmp_path / "start.safetensors"), "--threads", "2"]  # fmt: skip
+    assert main(args) == 0
+    start = load_encoder(tmp_path / "start.safetensors")
+    for member in load_encoder(out).members:
+        assert member.config == teacher.config
+        assert member.record["initialised_from"] == encoder_identity(start)
+        assert member.record["train_config"]["learning_rate"] == 1e-7
+        assert held_out_agreement(member, teacher, recording) > 0.999
+    wider = [*args, "--channels", "16", "--overwrite"]
+    assert main(wider) == 2  # another architecture than the weights': refused
+    assert len(load_encoder(out)) == 2  # and the folder there is left as it was

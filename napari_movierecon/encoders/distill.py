@@ -15,7 +15,6 @@ student-teacher correlation picks the epoch).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections.abc import Callable
 
 import numpy as np
@@ -23,28 +22,12 @@ import torch
 
 from napari_movierecon.encoders.base import Encoder, behavior_input
 from napari_movierecon.encoders.checkpoint import check_neurons
-from napari_movierecon.encoders.ensemble import members_of
 from napari_movierecon.encoders.fast import FastEncoder, FastEncoderConfig
+from napari_movierecon.encoders.identity import encoder_identity
 from napari_movierecon.encoders.train import TrainConfig, TrainingEvent, train_encoder
 from napari_movierecon.errors import MovieReconError
 from napari_movierecon.insilico.stimuli import make_stimulus, sample_stimulus_kind
 from napari_movierecon.recording import Neurons, Recording, Trial
-
-
-def teacher_identity(teacher: Encoder) -> dict:
-    """What names a teacher: its source, class, neuron count and a SHA-256 over its
-    weights (parameter and buffer names and bytes, in state-dict order)."""
-    digest = hashlib.sha256()
-    for name, tensor in teacher.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return {
-        "source": str(getattr(teacher, "source", type(teacher).__name__)),
-        "class": type(teacher).__name__,
-        "members": len(members_of(teacher)),
-        "n_neurons": teacher.n_neurons,
-        "weights_sha256": digest.hexdigest(),
-    }
 
 
 class TeacherLabelledRecording(Recording):
@@ -79,7 +62,7 @@ class TeacherLabelledRecording(Recording):
         self.sources += [("base", int(i)) for i in validation]
         n_train = len(self.train_trials) + extra_movies
         self._tiers = np.array([train_tier] * n_train + [validation_tier] * len(validation))
-        self.identity = teacher_identity(teacher)
+        self.identity = encoder_identity(teacher)
 
     @property
     def name(self) -> str:
@@ -138,10 +121,13 @@ def distill_encoder(
     model_config: FastEncoderConfig | None = None,
     config: TrainConfig | None = None,
     callback: Callable[[TrainingEvent], bool | None] | None = None,
+    init: FastEncoder | None = None,
 ) -> tuple[FastEncoder, dict]:
     """Train one FastEncoder student on ``teacher``'s rates (see the module docstring);
     return it and its record (``train_encoder``'s, with ``distilled_from``: the teacher's
-    identity, and the number of extra movies). ``callback`` as in ``train_encoder``."""
+    identity, and the number of extra movies). ``callback`` as in ``train_encoder``.
+    ``init``: start the student from this FastEncoder's weights (e.g. one of the teacher's
+    members), recorded as ``initialised_from``; None: from the data, as ``train`` does."""
     config = config or TrainConfig()
     labelled = TeacherLabelledRecording(
         recording,
@@ -156,7 +142,11 @@ def distill_encoder(
     # the limit applies to the recording's trials, not to the extra movies after them
     limit = config.max_train_trials
     student, record = train_encoder(
-        labelled, model_config, dataclasses.replace(config, max_train_trials=None), callback
+        labelled,
+        model_config,
+        dataclasses.replace(config, max_train_trials=None),
+        callback,
+        init=init,
     )
     record["train_config"]["max_train_trials"] = limit
     record["recording"] = recording.name

@@ -18,8 +18,10 @@ import torch
 
 from napari_movierecon.allocator import retain_freed_memory
 from napari_movierecon.correlation import row_correlation
+from napari_movierecon.encoders.checkpoint import check_neurons
 from napari_movierecon.encoders.data import TrialCache, stack_crops
 from napari_movierecon.encoders.fast import FastEncoder, FastEncoderConfig
+from napari_movierecon.encoders.identity import encoder_identity
 from napari_movierecon.encoders.positions import estimate_positions
 from napari_movierecon.errors import MovieReconError
 from napari_movierecon.recording import Recording
@@ -131,19 +133,41 @@ def build_encoder(
     return encoder
 
 
+def _initial_config(
+    model_config: FastEncoderConfig | None, init: FastEncoder | None, recording: Recording
+) -> FastEncoderConfig:
+    """The architecture to train: ``init``'s when starting from it (``model_config``, if
+    given, must be the same), else ``model_config`` or the default."""
+    if init is None:
+        return model_config or FastEncoderConfig()
+    if not isinstance(init, FastEncoder):
+        kind = type(init).__name__
+        raise MovieReconError(f"can only start training from a FastEncoder, not {kind}")
+    check_neurons(init, recording.neurons.ids, recording.name)
+    if model_config is not None and model_config != init.config:
+        raise MovieReconError(
+            f"the architecture asked for ({model_config}) is not the one of the encoder to "
+            f"start from ({init.config})"
+        )
+    return init.config
+
+
 def train_encoder(
     recording: Recording,
     model_config: FastEncoderConfig | None = None,
     config: TrainConfig | None = None,
     callback: Callable[[TrainingEvent], None] | None = None,
     cache: TrialCache | None = None,
+    init: FastEncoder | None = None,
 ) -> tuple[FastEncoder, dict]:
     """Train one encoder; return it (eval mode, best validation epoch) and its training record.
 
     ``callback`` receives a TrainingEvent after each step and each validation;
-    if it returns True, training stops after the current step (cancel).
+    if it returns True, training stops after the current step (cancel). ``init``: start
+    from a copy of this encoder's weights (same architecture and neurons) instead of the
+    data-derived initialisation; it is left unchanged.
     """
-    model_config = model_config or FastEncoderConfig()
+    model_config = _initial_config(model_config, init, recording)
     config = config or TrainConfig()
     started = time.perf_counter()
     train = recording.trials_in(config.train_tier)[: config.max_train_trials]
@@ -157,7 +181,11 @@ def train_encoder(
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     cache = cache or TrialCache(recording)
-    encoder = build_encoder(recording, cache, train, model_config, config).to(config.device)
+    if init is None:
+        encoder = build_encoder(recording, cache, train, model_config, config)
+    else:
+        encoder = copy.deepcopy(init).requires_grad_(True)
+    encoder = encoder.to(config.device)
     decay = [
         encoder.temporal.weight,
         encoder.spatial.weight,
@@ -228,6 +256,7 @@ def train_encoder(
         "validation_correlation": np.round(best_per_neuron, 4).tolist(),
         "validation_history": history,
         "best_epoch": best_epoch,
+        "initialised_from": None if init is None else encoder_identity(init),
         "steps": step,
         "cancelled": cancelled,
         "seconds": time.perf_counter() - started,
