@@ -36,7 +36,8 @@ bench_out/mask.safetensors bench_out/coverage_mask.safetensors: $(SAMPLE_ENCODER
 # ~4-5 min, napari ~6 min, DwiseNeuro's cost ~3-5 min, the batch benchmark ~3-4 min,
 # bauer2025's speed-up ~5 min, the probes with the oracle ~11 min (noise, 3 seeds: ~8 min;
 # gratings ~3 min), the stopping rule on validation and test clips ~3 min; distilling one
-# student ~45-50 min alone (3,000 steps), then its evaluation and 10 `fast` runs ~2 min).
+# student from the teacher's member 0 ~42 min alone (3,000 steps, 2026-12-05), then its
+# evaluation and 10 `fast` runs ~1.5 min).
 bench: setup bench_out/mask.safetensors
 	.venv/bin/python -m benchmarks.insilico_bench
 	.venv/bin/python -m benchmarks.encoder_groups --encoders sample=sample
@@ -55,8 +56,8 @@ bench: setup bench_out/mask.safetensors
 		--seeds 3 --out bench_out/probe_noise --overwrite --threads 2
 	.venv/bin/movierecon probe --encoder sample --recording sample --kind gratings --oracle \
 		--out bench_out/probe_gratings --overwrite --threads 2
-	.venv/bin/python -m benchmarks.distill_bench --extra-movies 200 --clips 5 \
-		--mask bench_out/mask.safetensors
+	.venv/bin/python -m benchmarks.distill_bench --extra-movies 200 --init --learning-rate 0.003 \
+		--epochs 20 --clips 5 --mask bench_out/mask.safetensors
 
 # bauer2025 next to fast on the same 5 clips: ~8 min per bauer2025 clip on 2 cores with the
 # present sample ensemble (488-503 s a clip on 2026-12-05; 788-811 s a clip before the faster
