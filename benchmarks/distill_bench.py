@@ -75,11 +75,12 @@ def main() -> None:
     teacher = open_encoder("sample")
     started = time.perf_counter()
     if args.student is None:
-        chosen = {"epochs": args.epochs, "patience": args.epochs}
-        chosen = {k: v for k, v in chosen.items() if v} | (
-            {"learning_rate": args.learning_rate} if args.learning_rate else {}
-        )
-        config = TrainConfig(seed=0, **chosen)
+        chosen = {"seed": 0}
+        if args.epochs:
+            chosen |= {"epochs": args.epochs, "patience": args.epochs}
+        if args.learning_rate:
+            chosen["learning_rate"] = args.learning_rate
+        config = TrainConfig(**chosen)
         init = teacher.members[0] if args.init else None
         student, record = distill_encoder(
             teacher, recording, args.extra_movies, config=config, init=init

@@ -398,17 +398,12 @@ def train_members(args: argparse.Namespace, train_one: Callable, kind: str, vers
 
 
 def _initial_members(source: str | None) -> list:
-    """The FastEncoder members that ``--init`` names (empty without it)."""
+    """The members of the encoder that ``--init`` names (empty without it); training
+    refuses any that is not a FastEncoder of the recording's neurons."""
     from napari_movierecon.encoders.ensemble import members_of
-    from napari_movierecon.encoders.fast import FastEncoder
     from napari_movierecon.sources import open_encoder
 
-    if source is None:
-        return []
-    members = members_of(open_encoder(source))
-    if not all(isinstance(m, FastEncoder) for m in members):
-        raise MovieReconError(f"--init {source}: training can only start from FastEncoder weights")
-    return members
+    return [] if source is None else list(members_of(open_encoder(source)))
 
 
 def run_train(args: argparse.Namespace) -> None:

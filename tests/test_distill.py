@@ -13,6 +13,7 @@ from napari_movierecon.encoders.base import behavior_input
 from napari_movierecon.encoders.checkpoint import load_encoder, save_encoder
 from napari_movierecon.encoders.data import TrialCache
 from napari_movierecon.encoders.distill import TeacherLabelledRecording, distill_encoder
+from napari_movierecon.encoders.ensemble import Ensemble
 from napari_movierecon.encoders.fast import FastEncoder, FastEncoderConfig
 from napari_movierecon.encoders.identity import encoder_identity
 from napari_movierecon.encoders.train import (
@@ -137,6 +138,8 @@ def test_a_student_started_from_the_teachers_weights_begins_as_the_teacher(recor
 def test_starting_weights_of_another_architecture_or_mouse_are_refused(recording, teacher):
     with pytest.raises(MovieReconError, match="architecture asked for"):
         train_encoder(recording, SMALL, QUICK, init=teacher)
+    with pytest.raises(MovieReconError, match="only start training from a FastEncoder"):
+        train_encoder(recording, None, QUICK, init=Ensemble([teacher]))
     fewer = replace(TINY, population=PopulationSpec(n_neurons=120))
     other = SimulatedRecording(InSilicoMouse.build(fewer))
     with pytest.raises(CheckpointError, match="trained on another recording"):
